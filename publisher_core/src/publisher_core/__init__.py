@@ -1,0 +1,125 @@
+"""publisher_core: the framework behind ``publisher``: specs, plugins, keys and ``get``.
+
+Hosts use :func:`validate`, :func:`publish`, :func:`describe` and :func:`get`; publisher
+plugins implement the hooks in :mod:`publisher_core.hookspecs` with :data:`hookimpl` and
+use the key, tree, archive and manifest helpers re-exported here.
+"""
+
+from ._api import default_registry, describe, get, load_result, load_spec, plan, publish, validate
+from ._archive import ArchiveSummary, HashingSink, sha256_b64, write_archive
+from ._convert import capital_name, converter, structure_params, unstructure_params
+from ._documents import (
+    description_from_document,
+    description_to_document,
+    dump_document,
+    parse_document,
+    result_from_document,
+    result_to_document,
+    spec_from_document,
+    spec_to_document,
+)
+from ._download import GetReport, download, safe_relative_path
+from ._errors import (
+    DownloadError,
+    IntegrityError,
+    PluginError,
+    PublishError,
+    PublisherError,
+    SpecError,
+    TargetExistsError,
+    UnsafePathError,
+)
+from ._imperative import parse_imperative
+from ._keys import (
+    MAX_KEY_BYTES,
+    PLACEHOLDERS,
+    check_key,
+    key_problems,
+    key_template_problems,
+    manifest_key,
+    render_key,
+    result_keys,
+)
+from ._manifest import Manifest, ManifestFile
+from ._models import (
+    DownloadItem,
+    PublishContext,
+    PublishedResult,
+    PublisherInfo,
+    PublisherSpec,
+    PublishPlan,
+    ResultDescription,
+    ValidatedSpec,
+    redact_url,
+)
+from ._registry import ENTRY_POINT_GROUP, Publisher, PublisherStatus, Registry
+from ._settings import load_settings
+from ._tree import TreeEntry, empty_directories, scan_tree
+from .hookspecs import hookimpl
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "MAX_KEY_BYTES",
+    "PLACEHOLDERS",
+    "ArchiveSummary",
+    "DownloadError",
+    "DownloadItem",
+    "GetReport",
+    "HashingSink",
+    "IntegrityError",
+    "Manifest",
+    "ManifestFile",
+    "PluginError",
+    "PublishContext",
+    "PublishError",
+    "PublishPlan",
+    "PublishedResult",
+    "Publisher",
+    "PublisherError",
+    "PublisherInfo",
+    "PublisherSpec",
+    "PublisherStatus",
+    "Registry",
+    "ResultDescription",
+    "SpecError",
+    "TargetExistsError",
+    "TreeEntry",
+    "UnsafePathError",
+    "ValidatedSpec",
+    "capital_name",
+    "check_key",
+    "converter",
+    "default_registry",
+    "describe",
+    "description_from_document",
+    "description_to_document",
+    "download",
+    "dump_document",
+    "empty_directories",
+    "get",
+    "hookimpl",
+    "key_problems",
+    "key_template_problems",
+    "load_result",
+    "load_settings",
+    "load_spec",
+    "manifest_key",
+    "parse_document",
+    "parse_imperative",
+    "plan",
+    "publish",
+    "redact_url",
+    "render_key",
+    "result_from_document",
+    "result_keys",
+    "result_to_document",
+    "safe_relative_path",
+    "scan_tree",
+    "sha256_b64",
+    "spec_from_document",
+    "spec_to_document",
+    "structure_params",
+    "unstructure_params",
+    "validate",
+    "write_archive",
+]

@@ -1,0 +1,203 @@
+"""The cattrs converter: typed parameters from loose documents, canonical output back.
+
+Parameter names follow one rule both ways: an attrs field ``checksum_sha256`` is the
+parameter ``ChecksumSHA256`` (acronyms upper-cased), and reading matches names
+case-insensitively, ignoring ``_`` and ``-``. Values are strict: a bool is ``true`` or
+``false`` (any case, as bool or string), an int is an int or a string of digits.
+Every problem is collected and reported at once, each with its path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+from cattrs.v import format_exception as _cattrs_format_exception
+
+from ._errors import SpecError
+
+__all__ = [
+    "capital_name",
+    "converter",
+    "did_you_mean",
+    "normalize_name",
+    "structure_params",
+    "unstructure_params",
+]
+
+T = TypeVar("T")
+
+_ACRONYMS = {"id": "ID", "sha256": "SHA256", "url": "URL", "uri": "URI", "md5": "MD5"}
+_INT_RE = re.compile(r"[+-]?\d+")
+
+
+def capital_name(field_name: str) -> str:
+    """The canonical parameter name of an attrs field: ``version_id`` -> ``VersionID``."""
+    return "".join(
+        _ACRONYMS.get(part, part[:1].upper() + part[1:]) for part in field_name.split("_")
+    )
+
+
+def normalize_name(name: str) -> str:
+    """The form names are compared in: lower case, without ``_`` and ``-``."""
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean 'X'?)`` for the closest choice, or the empty string."""
+    by_norm = {normalize_name(c): c for c in choices}
+    close = difflib.get_close_matches(normalize_name(word), list(by_norm), n=1, cutoff=0.6)
+    return f" (did you mean {by_norm[close[0]]!r}?)" if close else ""
+
+
+def _structure_bool(value: Any, _: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
+        return int(value.strip())
+    raise ValueError(f"expected an integer, got {value!r}")
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # YAML reads `Key: 2024` as an int; the user meant the text.
+    raise ValueError(f"expected a string, got {type(value).__name__} {value!r}")
+
+
+def _structure_path(value: Any, _: type) -> Path:
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str) and value:
+        return Path(value).expanduser()
+    raise ValueError(f"expected a path, got {value!r}")
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    raise ValueError(f"expected an ISO 8601 date-time, got {value!r}")
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(Path, _structure_path)
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_unstructure_hook(Path, str)
+    conv.register_unstructure_hook(datetime, lambda d: d.isoformat().replace("+00:00", "Z"))
+    return conv
+
+
+converter: cattrs.Converter = _make_converter()
+"""The shared converter; plugins may register hooks for their own value types on it."""
+
+
+def _format_problem(exc: BaseException) -> str:
+    if isinstance(exc, (ValueError, TypeError)) and not isinstance(
+        exc, ForbiddenExtraKeysError
+    ):
+        return str(exc)
+    return _cattrs_format_exception(exc, None)
+
+
+def _field_problems(
+    exc: ClassValidationError, path: str, locate: Callable[[str], str]
+) -> list[str]:
+    problems: list[str] = []
+    for sub in exc.exceptions:
+        names = [
+            note.name
+            for note in getattr(sub, "__notes__", [])
+            if hasattr(note, "name") and isinstance(note.name, str)
+        ]
+        at = locate(names[0]) if names else path
+        problems.append(f"{_format_problem(sub)} @ {at}")
+    return problems
+
+
+def structure_params(
+    data: Any,
+    cls: type[T],
+    *,
+    path: str = "$.Params",
+    what: str = "spec",
+    extra_problems: list[str] | None = None,
+    where: Callable[[str], str] | None = None,
+) -> T:
+    """Build ``cls`` (an attrs class) from a mapping of loosely written parameters.
+
+    Raises :class:`SpecError` listing every unknown, duplicated, missing or ill-typed
+    parameter, each with its path under ``path``. ``extra_problems`` (found by the caller
+    beforehand) are reported in the same error. ``where`` maps a field name to the place
+    a problem with it is reported at (default ``{path}.{CapitalName}``).
+    """
+    problems = list(extra_problems or [])
+    if not isinstance(data, Mapping):
+        raise SpecError([*problems, f"expected a mapping of parameters, got {data!r} @ {path}"], what=what)
+    fields = {f.name: capital_name(f.name) for f in attrs.fields(cls)}
+    locate = where or (lambda name: f"{path}.{fields[name]}")
+    by_norm = {normalize_name(capital): name for name, capital in fields.items()}
+    known = list(fields.values())
+    seen: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for raw_name, value in data.items():
+        name = str(raw_name)
+        field_name = by_norm.get(normalize_name(name))
+        if field_name is None:
+            problems.append(
+                f"unknown parameter {name!r} @ {path}.{name}{did_you_mean(name, known)}; "
+                f"known: {', '.join(known)}"
+            )
+            continue
+        if field_name in seen:
+            problems.append(
+                f"parameter {fields[field_name]!r} given twice (as {seen[field_name]!r} and "
+                f"{name!r}) @ {path}.{name}"
+            )
+            continue
+        seen[field_name] = name
+        if value is None:
+            continue  # an explicit null means "not given"
+        values[field_name] = value
+    for field in attrs.fields(cls):
+        if field.default is attrs.NOTHING and field.name not in values:
+            problems.append(f"missing required parameter {fields[field.name]!r} @ {path}")
+    if problems:
+        raise SpecError(problems, what=what)
+    try:
+        return converter.structure(values, cls)
+    except ClassValidationError as exc:
+        raise SpecError(_field_problems(exc, path, locate), what=what) from None
+    except (ValueError, TypeError) as exc:  # raised by an attrs validator
+        raise SpecError(f"{exc} @ {path}", what=what) from None
+
+
+def unstructure_params(obj: Any) -> dict[str, Any]:
+    """The canonical CapitalCase mapping of an attrs instance; ``None`` fields are left out."""
+    raw: dict[str, Any] = converter.unstructure(obj)
+    return {capital_name(k): v for k, v in raw.items() if v is not None}
+

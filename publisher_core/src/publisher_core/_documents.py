@@ -1,0 +1,182 @@
+"""YAML/JSON documents in and out: specs (both shapes), published results, descriptions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import yaml
+
+from ._convert import converter, normalize_name, structure_params, unstructure_params
+from ._errors import SpecError
+from ._models import DownloadItem, PublishedResult, PublisherSpec, ResultDescription
+
+__all__ = [
+    "description_from_document",
+    "description_to_document",
+    "dump_document",
+    "parse_document",
+    "result_from_document",
+    "result_to_document",
+    "spec_from_document",
+    "spec_to_document",
+]
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_Loader):  # type: ignore[valid-type,misc]
+    """A safe loader that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        if key in result:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} on line {line}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+    return result
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def parse_document(text: str, *, what: str = "spec") -> Any:
+    """Parse YAML or JSON text (JSON is tried first when it looks like JSON)."""
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            if stripped.startswith("["):
+                raise SpecError(
+                    f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                    what=what,
+                ) from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"YAML syntax error{where}: {' '.join(str(problem).split())}", what=what) from None
+
+
+def _split_shape(doc: Any, what: str) -> tuple[str, Mapping[str, Any]]:
+    """``(Type, params)`` from a flat or ``{Type, Params}`` document."""
+    if not isinstance(doc, Mapping):
+        shown = "an empty document" if doc is None else f"{type(doc).__name__} {doc!r}"
+        raise SpecError(
+            f"expected a mapping with a Type (e.g. 'Type: s3'), got {shown} @ $", what=what
+        )
+    problems: list[str] = []
+    type_value: Any = None
+    params: Any = None
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        if not isinstance(key, str):
+            problems.append(f"keys must be strings, got {key!r} @ $")
+        elif normalize_name(key) == "type":
+            type_value = value
+        elif normalize_name(key) == "params":
+            params = value
+        else:
+            flat[key] = value
+    if type_value is None:
+        problems.append("missing required field 'Type' @ $")
+    elif not isinstance(type_value, str) or not type_value.strip():
+        problems.append(f"Type must be a publisher name such as 's3', got {type_value!r} @ $.Type")
+    if params is not None and flat:
+        problems.append(
+            "parameters given both under Params and at the top level "
+            f"({', '.join(sorted(flat))}); use one shape @ $"
+        )
+    if params is not None and not isinstance(params, Mapping):
+        problems.append(f"Params must be a mapping, got {params!r} @ $.Params")
+    if problems:
+        raise SpecError(problems, what=what)
+    chosen = params if params is not None else flat
+    return str(type_value).strip(), dict(chosen)
+
+
+def spec_from_document(doc: Any) -> PublisherSpec:
+    """A :class:`PublisherSpec` from a parsed document of either shape."""
+    type_name, params = _split_shape(doc, "spec")
+    return PublisherSpec(type=type_name, params=params)
+
+
+def spec_to_document(spec: PublisherSpec) -> dict[str, Any]:
+    """The nested ``{Type, Params}`` document of a spec."""
+    return {"Type": spec.type, "Params": dict(spec.params)}
+
+
+def result_from_document(doc: Any) -> PublishedResult:
+    """A :class:`PublishedResult` from a parsed document of either shape."""
+    type_name, params = _split_shape(doc, "result")
+    return PublishedResult(type=type_name, params=params)
+
+
+def result_to_document(result: PublishedResult) -> dict[str, Any]:
+    """The canonical ``{Type, Params}`` document of a published result."""
+    return {"Type": result.type, "Params": dict(result.params)}
+
+
+def description_to_document(description: ResultDescription) -> dict[str, Any]:
+    """The ``describe --json`` document: ``{Type, Name, Items, Directories}``."""
+    return {
+        "Type": description.type,
+        "Name": description.name,
+        "Items": [unstructure_params(item) for item in description.items],
+        "Directories": list(description.directories),
+    }
+
+
+def description_from_document(doc: Any) -> ResultDescription:
+    """A :class:`ResultDescription` from the output of ``publisher describe --json``."""
+    what = "description"
+    if not isinstance(doc, Mapping):
+        raise SpecError(f"expected a mapping with Items, got {doc!r} @ $", what=what)
+    fields = {normalize_name(str(k)): (str(k), v) for k, v in doc.items()}
+    unknown = sorted(k for n, (k, _) in fields.items() if n not in {"type", "name", "items", "directories"})
+    problems = [f"unknown field {k!r} @ $.{k}; known: Type, Name, Items, Directories" for k in unknown]
+    raw_items = fields.get("items", ("Items", None))[1]
+    if not isinstance(raw_items, list):
+        problems.append(f"Items must be a list, got {raw_items!r} @ $.Items")
+        raw_items = []
+    items: list[DownloadItem] = []
+    for index, raw in enumerate(raw_items):
+        try:
+            items.append(structure_params(raw, DownloadItem, path=f"$.Items[{index}]", what=what))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    try:
+        directories = converter.structure(fields.get("directories", ("", []))[1] or [], tuple[str, ...])
+    except Exception:
+        problems.append("Directories must be a list of relative paths @ $.Directories")
+        directories = ()
+    type_name = fields.get("type", ("Type", None))[1]
+    name = fields.get("name", ("Name", None))[1]
+    for label, value in (("Type", type_name), ("Name", name)):
+        if not isinstance(value, str) or not value:
+            problems.append(f"{label} must be a non-empty string, got {value!r} @ $.{label}")
+    if problems:
+        raise SpecError(problems, what=what)
+    return ResultDescription(
+        type=str(type_name), name=str(name), items=tuple(items), directories=directories
+    )
+
+
+def dump_document(doc: Any, fmt: Literal["yaml", "json"]) -> str:
+    """Serialise a document as YAML (block style, key order kept) or indented JSON."""
+    if fmt == "json":
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)

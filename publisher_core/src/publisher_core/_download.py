@@ -1,0 +1,214 @@
+"""The downloader behind ``publisher get``: fetch, verify, extract safely, then move in place.
+
+Every item is fetched (``file``, ``http``, ``https``) into a staging directory beside the
+target and checked against its recorded size and SHA-256 before anything is extracted.
+Archives are extracted with tarfile's ``data`` filter (no absolute paths, no ``..``, no
+links leading out, no devices). Only a tree that fully checked out is renamed to the
+target; on any failure the staging directory is removed and the target is untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+import attrs
+
+from ._archive import sha256_b64
+from ._errors import DownloadError, IntegrityError, TargetExistsError, UnsafePathError
+from ._models import DownloadItem, ResultDescription, redact_url
+
+__all__ = ["GetReport", "download", "safe_relative_path"]
+
+_CHUNK = 1 << 20
+_TIMEOUT = 60.0
+
+
+@attrs.frozen(kw_only=True)
+class GetReport:
+    """What ``get`` put where, and how much of it was verified by SHA-256."""
+
+    target: Path
+    files: int
+    bytes: int
+    verified: int
+    unverified: int
+
+
+def safe_relative_path(path: str) -> str:
+    """``path`` if it is a relative POSIX path that stays inside its root, else an error."""
+    parts = path.split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or "\x00" in path
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise UnsafePathError(f"item path {path!r} is not a plain relative path; refusing it")
+    return path
+
+
+@contextmanager
+def _open_url(url: str, timeout: float) -> Iterator[BinaryIO]:
+    parts = urlsplit(url)
+    shown = redact_url(url)
+    if parts.scheme == "file":
+        try:
+            with open(unquote(parts.path), "rb") as handle:
+                yield handle
+        except FileNotFoundError:
+            raise DownloadError(f"{shown}: no such file") from None
+        return
+    if parts.scheme not in ("http", "https"):
+        raise DownloadError(f"unsupported URL scheme {parts.scheme!r} in {shown}; expected http, https or file")
+    try:
+        response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - scheme checked
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"GET {shown} failed: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(f"GET {shown} failed: {reason}") from None
+    with response:
+        yield response
+
+
+def _fetch(item: DownloadItem, dest: Path, timeout: float) -> bool:
+    """Download ``item`` to ``dest``; verify it; return whether SHA-256 was checked."""
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    shown = redact_url(item.url)
+    with _open_url(item.url, timeout) as source, open(dest, "xb") as out:
+        while True:
+            try:
+                n = source.readinto(view)  # type: ignore[attr-defined]
+            except OSError as exc:
+                raise DownloadError(f"reading {shown} failed after {size} bytes: {exc}") from None
+            if not n:
+                break
+            size += n
+            if item.size is not None and size > item.size:
+                raise IntegrityError(
+                    f"{item.path}: more bytes than the recorded size {item.size}; refusing it"
+                )
+            digest.update(view[:n])
+            out.write(view[:n])
+    if item.size is not None and size != item.size:
+        raise IntegrityError(f"{item.path}: got {size} bytes, the result recorded {item.size}")
+    if item.checksum_sha256 is None:
+        return False
+    actual = sha256_b64(digest.digest())
+    if actual != item.checksum_sha256:
+        raise IntegrityError(
+            f"{item.path}: SHA-256 is {actual}, the result recorded {item.checksum_sha256}; "
+            "the stored bytes were changed or corrupted"
+        )
+    return True
+
+
+def _extract(archive: Path, tree: Path) -> tuple[int, int]:
+    data_filter = getattr(tarfile, "data_filter", None)
+    if data_filter is None:  # Python < 3.10.12 / 3.11.4
+        raise DownloadError("extracting archives safely needs Python 3.10.12 or 3.11.4 or newer")
+    files = size = 0
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                try:
+                    safe = data_filter(member, str(tree))
+                except tarfile.FilterError as exc:
+                    raise UnsafePathError(f"archive entry {member.name!r}: {exc}") from None
+                if safe is None:
+                    continue
+                tar.extract(safe, tree, set_attrs=True, filter="fully_trusted")
+                if safe.isfile():
+                    files += 1
+                    size += safe.size
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        if isinstance(exc, UnsafePathError):
+            raise
+        raise DownloadError(f"archive is not a readable .tar.gz: {exc}") from None
+    return files, size
+
+
+def _check_target(target: Path) -> None:
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise TargetExistsError(f"{target} exists and is not a directory; choose another -o DIR")
+    if target.is_dir() and any(target.iterdir()):
+        raise TargetExistsError(f"{target} exists and is not empty; choose another -o DIR")
+
+
+def download(
+    description: ResultDescription,
+    target: Path,
+    *,
+    workers: int = 8,
+    timeout: float = _TIMEOUT,
+    now: datetime | None = None,
+) -> GetReport:
+    """Rebuild the result of ``description`` in ``target``, verified, or change nothing.
+
+    Raises :class:`TargetExistsError` for a non-empty target, :class:`IntegrityError` for
+    bytes that do not match the record, :class:`UnsafePathError` for paths that would
+    escape the target, and :class:`DownloadError` for anything else that failed.
+    """
+    target = Path(os.path.abspath(target))
+    _check_target(target)
+    now = now or datetime.now(timezone.utc)
+    for item in description.items:
+        if item.expires is not None and item.expires <= now:
+            raise DownloadError(
+                f"the download URL for {item.path!r} expired at {item.expires.isoformat()}; "
+                "run 'publisher describe' again for fresh URLs"
+            )
+        if not item.archive:
+            safe_relative_path(item.path)
+    for directory in description.directories:
+        safe_relative_path(directory.rstrip("/"))
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.get-", dir=target.parent))
+    try:
+        tree = staging / "tree"
+        tree.mkdir()
+        files = [i for i in description.items if not i.archive]
+        archives = [i for i in description.items if i.archive]
+        for directory in description.directories:
+            (tree / directory).mkdir(parents=True, exist_ok=True)
+        for item in files:
+            (tree / item.path).parent.mkdir(parents=True, exist_ok=True)
+        verified = unverified = 0
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for checked in pool.map(lambda i: _fetch(i, tree / i.path, timeout), files):
+                verified, unverified = verified + checked, unverified + (not checked)
+        count = len(files)
+        total = sum((tree / i.path).stat().st_size for i in files)
+        for index, item in enumerate(archives):
+            local = staging / f"archive-{index}.tar.gz"
+            checked = _fetch(item, local, timeout)
+            verified, unverified = verified + checked, unverified + (not checked)
+            extracted_files, extracted_bytes = _extract(local, tree)
+            local.unlink()
+            count += extracted_files
+            total += extracted_bytes
+        _check_target(target)
+        if target.exists():
+            target.rmdir()
+        os.rename(tree, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return GetReport(target=target, files=count, bytes=total, verified=verified, unverified=unverified)

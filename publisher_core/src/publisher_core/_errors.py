@@ -1,0 +1,81 @@
+"""The exception tree of the publisher framework.
+
+Every error the framework raises on purpose derives from :class:`PublisherError`, so a
+host can catch "anything the publisher framework reports" with one ``except`` clause::
+
+    PublisherError
+    ├── SpecError (ValueError)          a spec, result record, description or setting is invalid
+    ├── PluginError (LookupError)       unknown, disabled, broken or duplicated publisher Type
+    ├── PublishError                    a publish that was attempted and failed
+    └── DownloadError                   a ``get`` that was attempted and failed
+        ├── IntegrityError              bytes that do not match their recorded size or SHA-256
+        ├── UnsafePathError             an item or archive entry that would land outside the target
+        └── TargetExistsError           the output directory exists and is not empty
+
+Messages are single lines meant for people; they never contain credentials or the query
+string of a pre-signed URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "DownloadError",
+    "IntegrityError",
+    "PluginError",
+    "PublishError",
+    "PublisherError",
+    "SpecError",
+    "TargetExistsError",
+    "UnsafePathError",
+]
+
+
+class PublisherError(Exception):
+    """Root of every error the publisher framework raises on purpose."""
+
+
+class SpecError(PublisherError, ValueError):
+    """A spec, published result, download description or operator setting is invalid.
+
+    ``problems`` holds every problem found, each naming its field path
+    (``unknown parameter 'Bucke' @ $.Params.Bucke (did you mean 'Bucket'?)``); the message
+    joins them on one line.
+    """
+
+    def __init__(self, problems: str | Sequence[str], *, what: str = "spec") -> None:
+        self.problems: tuple[str, ...] = (
+            (problems,) if isinstance(problems, str) else tuple(problems)
+        )
+        self.what = what
+        if len(self.problems) == 1:
+            message = f"invalid {what}: {self.problems[0]}"
+        else:
+            joined = "; ".join(self.problems)
+            message = f"invalid {what} ({len(self.problems)} problems): {joined}"
+        super().__init__(message)
+
+
+class PluginError(PublisherError, LookupError):
+    """A publisher Type is unknown, disabled, failed to load, or is claimed twice."""
+
+
+class PublishError(PublisherError):
+    """A publish was attempted and failed; nothing half-written is left visible."""
+
+
+class DownloadError(PublisherError):
+    """A ``get`` was attempted and failed; the output directory was not populated."""
+
+
+class IntegrityError(DownloadError):
+    """Downloaded bytes do not match the size or SHA-256 the result recorded."""
+
+
+class UnsafePathError(DownloadError):
+    """An item or archive member would be written outside the target, or is a device."""
+
+
+class TargetExistsError(DownloadError, FileExistsError):
+    """The output directory of ``get`` exists and is not empty."""

@@ -1,0 +1,217 @@
+"""Key naming shared by every publisher: placeholders, suffix rules, store key rules.
+
+1. ``{jobID} {executionID} {nodeID} {date} {time}`` are substituted; date and time come
+   from the one UTC ``now`` of the publish context.
+2. A substituted value may not contain ``/``, ``\\`` or control characters, nor be ``.``
+   or ``..``: it could change the key's shape or escape a root.
+3. Archive keys end in ``.tar.gz`` (or ``.tgz``); directory keys end in ``/``.
+4. The final key is at most 1024 UTF-8 bytes, has no empty, ``.`` or ``..`` segments, no
+   leading ``/`` and no control characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+from ._convert import did_you_mean
+from ._errors import PublishError, SpecError
+from ._models import PublishContext
+
+__all__ = [
+    "ARCHIVE_SUFFIXES",
+    "MAX_KEY_BYTES",
+    "PLACEHOLDERS",
+    "check_key",
+    "key_problems",
+    "key_template_problems",
+    "manifest_key",
+    "render_key",
+    "result_keys",
+]
+
+PLACEHOLDERS: Final = ("jobID", "executionID", "nodeID", "date", "time")
+"""The placeholder names a key template may use, exactly as spelled here."""
+
+MAX_KEY_BYTES: Final = 1024
+"""S3's limit on the UTF-8 length of an object key."""
+
+ARCHIVE_SUFFIXES: Final = (".tar.gz", ".tgz")
+"""Suffixes that mark a key as already naming an archive."""
+
+MANIFEST_SUFFIX: Final = ".manifest.json"
+
+_TOKEN = re.compile(r"\{([^{}]*)\}|[{}]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_KNOWN = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+
+
+def _placeholder_values(context: PublishContext) -> dict[str, str | None]:
+    return {
+        "jobID": context.job_id,
+        "executionID": context.execution_id,
+        "nodeID": context.node_id,
+        "date": context.now.strftime("%Y%m%d"),
+        "time": context.now.strftime("%H%M%S"),
+    }
+
+
+_OPTION_FOR = {"jobID": "--job-id", "executionID": "--execution-id", "nodeID": "--node-id"}
+
+
+def _substitute(template: str, values: dict[str, str | None] | None) -> tuple[str, list[str]]:
+    """Replace placeholders; with ``values`` None each becomes a neutral stand-in."""
+    problems: list[str] = []
+    out: list[str] = []
+    pos = 0
+    for match in _TOKEN.finditer(template):
+        out.append(template[pos : match.start()])
+        pos = match.end()
+        name = match.group(1)
+        if name is None:
+            problems.append(
+                f"unbalanced {match.group(0)!r} at position {match.start()} in key "
+                f"{template!r}; placeholders look like {{jobID}}"
+            )
+            continue
+        if name not in PLACEHOLDERS:
+            hint = did_you_mean(name, list(PLACEHOLDERS))
+            hint = hint.replace("'", "{", 1).replace("'", "}", 1) if hint else ""
+            problems.append(f"unknown placeholder {{{name}}}{hint}; known: {_KNOWN}")
+            continue
+        if values is None:
+            out.append("x")
+            continue
+        value = values[name]
+        if value is None or value == "":
+            option = _OPTION_FOR.get(name)
+            how = f" (pass {option})" if option else ""
+            problems.append(f"placeholder {{{name}}} has no value{how}")
+            continue
+        if "/" in value or "\\" in value or _CONTROL.search(value) or value in (".", ".."):
+            problems.append(
+                f"value {value!r} for {{{name}}} is not allowed in a key: it must not "
+                "contain '/', '\\' or control characters, nor be '.' or '..'"
+            )
+            continue
+        out.append(value)
+    out.append(template[pos:])
+    return "".join(out), problems
+
+
+def check_key(key: str) -> list[str]:
+    """Problems of a final key under rule 4 (empty list when the key is valid)."""
+    problems: list[str] = []
+    if not key:
+        return ["key must not be empty"]
+    if key.startswith("/"):
+        problems.append(f"key {key!r} must not start with '/'")
+    if _CONTROL.search(key):
+        problems.append(f"key {key!r} must not contain control characters")
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if size > MAX_KEY_BYTES:
+        problems.append(f"key is {size} UTF-8 bytes; the limit is {MAX_KEY_BYTES}")
+    segments = key.split("/")
+    if key.endswith("/"):
+        segments = segments[:-1]
+    if key.startswith("/"):
+        segments = segments[1:]  # already reported above
+    bad = sorted({s for s in segments if s in ("", ".", "..")})
+    if bad:
+        shown = ", ".join(repr(s) for s in bad)
+        problems.append(f"key {key!r} has {shown} path segments; each segment needs a name")
+    return problems
+
+
+def _apply_suffix(key: str, compress: bool) -> tuple[str, list[str]]:
+    if compress:
+        if key.endswith("/"):
+            return key, [
+                f"key {key!r} ends with '/' but Compress is true: an archive needs a file "
+                "name, e.g. 'results/{jobID}.tar.gz'"
+            ]
+        if not key.lower().endswith(ARCHIVE_SUFFIXES):
+            key += ".tar.gz"
+        return key, []
+    return (key if key.endswith("/") else key + "/"), []
+
+
+def key_template_problems(template: str, *, compress: bool) -> list[str]:
+    """Problems of a key template on its own, before any placeholder value is known."""
+    if not template:
+        return ["key must not be empty"]
+    stand_in, problems = _substitute(template, None)
+    if problems:
+        return problems
+    key, problems = _apply_suffix(stand_in, compress)
+    if problems:
+        return problems
+    literal = len(_TOKEN.sub("", template).encode("utf-8", "surrogatepass"))
+    if literal > MAX_KEY_BYTES:
+        return [f"key is at least {literal} UTF-8 bytes; the limit is {MAX_KEY_BYTES}"]
+    return [p for p in check_key(key) if "UTF-8 bytes" not in p]
+
+
+def render_key(
+    template: str, context: PublishContext, *, compress: bool, path: str = "$.Params.Key"
+) -> str:
+    """The final key for ``template`` in ``context``: placeholders, suffix, store rules.
+
+    Raises :class:`SpecError` naming every problem, each at ``path``.
+    """
+    if not template:
+        raise SpecError(f"key must not be empty @ {path}")
+    key, problems = _substitute(template, _placeholder_values(context))
+    if not problems:
+        key, problems = _apply_suffix(key, compress)
+    if not problems:
+        problems = check_key(key)
+    if problems:
+        raise SpecError([f"{p} @ {path}" for p in problems])
+    return key
+
+
+def manifest_key(directory_key: str) -> str:
+    """Where the manifest of a directory result lives: next to its prefix, not inside.
+
+    ``results/abc/`` -> ``results/abc.manifest.json``.
+    """
+    return directory_key.rstrip("/") + MANIFEST_SUFFIX
+
+
+def result_keys(key: str, file_paths: Iterable[str]) -> list[str]:
+    """Every key a publish writes, in write order: the archive's key, or each file's key
+    under the directory prefix followed by the manifest's.
+
+    Raises :class:`PublishError` when a file's key would break rule 4 (too long).
+    """
+    if not key.endswith("/"):
+        return [key]
+    keys = [key + path for path in file_paths]
+    problems = [f"{k[len(key):]}: {p}" for k in keys for p in check_key(k)]
+    if problems:
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise PublishError(
+            f"{len(problems)} files cannot be stored under {key!r}: {'; '.join(problems[:5])}{more}"
+        )
+    return [*keys, manifest_key(key)]
+
+
+def key_problems(
+    template: str,
+    *,
+    compress: bool,
+    context: PublishContext | None,
+    path: str = "$.Params.Key",
+) -> list[str]:
+    """What ``validate_spec`` reports about a key: the template alone without a context,
+    the rendered key with one. Each problem ends in `` @ path``.
+    """
+    if context is None:
+        return [f"{p} @ {path}" for p in key_template_problems(template, compress=compress)]
+    try:
+        render_key(template, context, compress=compress, path=path)
+    except SpecError as exc:
+        return list(exc.problems)
+    return []

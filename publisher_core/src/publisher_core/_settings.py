@@ -1,0 +1,93 @@
+"""Operator settings of a publisher: typed, from ``PUBLISHER_<TYPE>_<NAME>`` or the host.
+
+Settings belong to whoever runs the publisher (root directories, concurrency, URL
+lifetimes), never to the job's spec. The host's Python call wins over the environment,
+which wins over the defaults of the publisher's settings class.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from ._convert import capital_name, did_you_mean, normalize_name, structure_params
+from ._errors import SpecError
+
+__all__ = ["DISABLED_VARIABLE", "env_prefix", "load_settings"]
+
+T = TypeVar("T")
+
+DISABLED_VARIABLE = "PUBLISHER_DISABLED"
+"""Comma-separated publisher Types the registry treats as disabled."""
+
+
+def env_prefix(type_name: str) -> str:
+    """``PUBLISHER_S3_`` for Type ``s3``: the prefix of that publisher's variables."""
+    return "PUBLISHER_" + type_name.upper().replace("-", "_").replace(".", "_") + "_"
+
+
+def load_settings(
+    type_name: str,
+    cls: type[T] | None,
+    overrides: Mapping[str, Any] | object | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> T | None:
+    """Build the settings of publisher ``type_name`` from the environment and the host.
+
+    ``overrides`` is an instance of ``cls`` (used as is) or a mapping of setting names,
+    matched like spec parameters. Unknown variables under the publisher's prefix are
+    errors with a did-you-mean, so a typo never silently falls back to a default.
+    """
+    if cls is None:
+        if overrides:
+            raise SpecError(f"publisher {type_name!r} has no operator settings", what="setting")
+        return None
+    if isinstance(overrides, cls):
+        return overrides
+    environ = os.environ if environ is None else environ
+    prefix = env_prefix(type_name)
+    fields = {normalize_name(f.name): f.name for f in attrs.fields(cls)}
+    known = [prefix + f.name.upper() for f in attrs.fields(cls)]
+    env_name: dict[str, str] = {}
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(prefix):
+            continue
+        field = fields.get(normalize_name(name[len(prefix) :]))
+        if field is None:
+            problems.append(
+                f"unknown setting {name}{did_you_mean(name, known)}; known: {', '.join(known)}"
+            )
+            continue
+        env_name[field] = name
+        values[capital_name(field)] = value
+    if overrides is not None:
+        if not isinstance(overrides, Mapping):
+            raise SpecError(
+                f"settings for {type_name!r} must be a mapping or a {cls.__name__}, "
+                f"got {type(overrides).__name__}",
+                what="setting",
+            )
+        for name, value in overrides.items():
+            field = fields.get(normalize_name(str(name)))
+            key = capital_name(field) if field else str(name)
+            values.pop(key, None)
+            if field:
+                env_name.pop(field, None)
+            values[key] = value
+
+    def where(field: str) -> str:
+        return env_name.get(field, f"settings[{type_name}].{capital_name(field)}")
+
+    return structure_params(
+        values,
+        cls,
+        path=f"settings[{type_name}]",
+        what="setting",
+        extra_problems=problems,
+        where=where,
+    )

@@ -1,0 +1,170 @@
+"""Reading a result tree once, under the rules for files that are not regular files.
+
+A symlink is never followed to content outside the result. A link inside the tree is kept
+as a link (archive mode) or replaced by a copy of its target (directory mode). A link
+leading out, a dangling link, a link loop, a FIFO, socket or device, and a name that is not
+valid UTF-8 are errors naming the path; all of them are reported together.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from ._errors import PublishError, SpecError
+
+__all__ = ["TreeEntry", "scan_tree"]
+
+_MAX_SHOWN = 10
+
+
+@attrs.frozen(kw_only=True)
+class TreeEntry:
+    """One entry of a result tree.
+
+    ``path`` is the relative POSIX path in the result; ``source`` is where the bytes are
+    read from (the link's target for a copied link). ``link`` is the link text, relative
+    to the link's directory, for a link kept as a link.
+    """
+
+    path: str
+    kind: Literal["file", "dir", "symlink"]
+    source: Path
+    size: int = 0
+    mode: int = 0o644
+    mtime: int = 0
+    link: str | None = None
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+class _Scanner:
+    def __init__(self, root: Path, follow_links: bool) -> None:
+        self.root = root
+        self.root_real = os.path.realpath(root)
+        self.follow = follow_links
+        self.problems: list[str] = []
+        self.entries: list[TreeEntry] = []
+
+    def inside(self, real: str) -> bool:
+        return real == self.root_real or real.startswith(self.root_real.rstrip("/") + "/")
+
+    def walk(self, directory: str, prefix: str, expanding: tuple[str, ...]) -> None:
+        try:
+            with os.scandir(directory) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            self.problems.append(f"{prefix or '.'}: cannot list directory ({exc.strerror})")
+            return
+        for child in children:
+            self.visit(child.path, prefix + child.name, expanding)
+
+    def visit(self, fs_path: str, rel: str, expanding: tuple[str, ...]) -> None:
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            self.problems.append(f"{rel.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8")
+            return
+        try:
+            st = os.lstat(fs_path)
+        except OSError as exc:
+            self.problems.append(f"{rel}: cannot read ({exc.strerror})")
+            return
+        if stat.S_ISLNK(st.st_mode):
+            self.visit_link(fs_path, rel, expanding)
+        elif stat.S_ISDIR(st.st_mode):
+            self.entries.append(TreeEntry(path=rel, kind="dir", source=Path(fs_path),
+                                          mode=stat.S_IMODE(st.st_mode), mtime=int(st.st_mtime)))
+            self.walk(fs_path, rel + "/", expanding)
+        elif stat.S_ISREG(st.st_mode):
+            self.add_file(fs_path, rel, st)
+        else:
+            self.problems.append(f"{rel}: is {_kind_of(st.st_mode)}, which cannot be published")
+
+    def add_file(self, fs_path: str, rel: str, st: os.stat_result) -> None:
+        self.entries.append(TreeEntry(path=rel, kind="file", source=Path(fs_path), size=st.st_size,
+                                      mode=stat.S_IMODE(st.st_mode), mtime=int(st.st_mtime)))
+
+    def visit_link(self, fs_path: str, rel: str, expanding: tuple[str, ...]) -> None:
+        try:
+            st = os.stat(fs_path)
+        except OSError as exc:
+            reason = "is a symlink loop" if exc.errno == errno.ELOOP else "is a dangling symlink"
+            self.problems.append(f"{rel}: {reason} (-> {os.readlink(fs_path)})")
+            return
+        real = os.path.realpath(fs_path)
+        if not self.inside(real):
+            self.problems.append(
+                f"{rel}: symlink leads out of the result (-> {os.readlink(fs_path)})"
+            )
+            return
+        parent_real = os.path.realpath(os.path.dirname(fs_path))
+        if not self.follow:
+            link = os.path.relpath(real, parent_real)
+            self.entries.append(TreeEntry(path=rel, kind="symlink", source=Path(fs_path), link=link,
+                                          mode=0o777, mtime=int(os.lstat(fs_path).st_mtime)))
+        elif stat.S_ISREG(st.st_mode):
+            self.add_file(real, rel, st)
+        elif stat.S_ISDIR(st.st_mode):
+            if real in expanding or (parent_real + "/").startswith(real + "/"):
+                self.problems.append(f"{rel}: symlink to a directory containing it (a cycle)")
+                return
+            self.entries.append(TreeEntry(path=rel, kind="dir", source=Path(real),
+                                          mode=stat.S_IMODE(st.st_mode), mtime=int(st.st_mtime)))
+            self.walk(real, rel + "/", (*expanding, real))
+        else:
+            self.problems.append(f"{rel}: symlink to {_kind_of(st.st_mode)}, which cannot be published")
+
+
+def scan_tree(source: Path, *, follow_links: bool) -> list[TreeEntry]:
+    """Every entry of the result at ``source`` (a directory or one file), sorted by path.
+
+    ``follow_links`` True (directory mode) replaces in-tree links by their targets' content;
+    False (archive mode) keeps them as links. Raises :class:`SpecError` when ``source``
+    is missing and :class:`PublishError` listing every entry that cannot be published.
+    """
+    try:
+        st = os.stat(source)
+    except OSError as exc:
+        raise SpecError(f"{source}: {exc.strerror}", what="result path") from None
+    if stat.S_ISREG(st.st_mode):
+        scanner = _Scanner(source.parent, follow_links)
+        scanner.add_file(os.path.realpath(source), source.name, st)
+        return scanner.entries
+    if not stat.S_ISDIR(st.st_mode):
+        raise SpecError(f"{source}: is {_kind_of(st.st_mode)}, not a directory or file", what="result path")
+    scanner = _Scanner(source, follow_links)
+    scanner.walk(os.path.realpath(source), "", (scanner.root_real,))
+    if scanner.problems:
+        shown = "; ".join(scanner.problems[:_MAX_SHOWN])
+        more = len(scanner.problems) - _MAX_SHOWN
+        tail = f"; and {more} more" if more > 0 else ""
+        raise PublishError(
+            f"{len(scanner.problems)} entries of {source} cannot be published: {shown}{tail}"
+        )
+    return scanner.entries
+
+
+def iter_files(entries: list[TreeEntry]) -> Iterator[TreeEntry]:
+    """The regular files among ``entries``."""
+    return (e for e in entries if e.kind == "file")
+
+
+def empty_directories(entries: list[TreeEntry]) -> list[str]:
+    """Relative paths of directories with no entries below them."""
+    parents = {e.path.rsplit("/", 1)[0] for e in entries if "/" in e.path}
+    return [e.path for e in entries if e.kind == "dir" and e.path not in parents]

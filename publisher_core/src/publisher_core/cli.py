@@ -1,0 +1,291 @@
+"""The ``publisher`` command line: list, validate, publish, describe, get.
+
+Exit codes: 0 success; 2 bad usage or an invalid spec, result or setting; 1 a publish or
+download that failed. Errors are one line on stderr (``error: ...``); ``--debug`` adds
+tracebacks and debug logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import _api
+from ._documents import (
+    description_to_document,
+    dump_document,
+    parse_document,
+    result_to_document,
+)
+from ._errors import PluginError, PublisherError, SpecError, TargetExistsError
+from ._models import PublishContext, PublisherSpec, ResultDescription
+
+__all__ = ["main", "run"]
+
+_state = {"debug": False}
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _read_stdin(what: str) -> Any:
+    return parse_document(click.get_text_stream("stdin").read(), what=what)
+
+
+def _load_spec(spec: str) -> PublisherSpec:
+    if spec == "-":
+        return _api.load_spec(_read_stdin("spec"))
+    return _api.load_spec(spec)
+
+
+def _load_result(result: str) -> Any:
+    return _api.load_result(_read_stdin("result") if result == "-" else result)
+
+
+def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time like 2023-09-26T14:05:30Z") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no time zone; add Z for UTC")
+    return parsed
+
+
+def _context_options(func: Any) -> Any:
+    for option in reversed([
+        click.option("--job-id", metavar="J", help="Value of {jobID} in the key."),
+        click.option("--execution-id", metavar="E", help="Value of {executionID} in the key."),
+        click.option("--node-id", metavar="N", help="Value of {nodeID} in the key."),
+        click.option(
+            "--now", metavar="ISO", callback=_parse_now,
+            help="The instant for {date} and {time} (default: now), e.g. 2023-09-26T14:05:30Z.",
+        ),
+    ]):
+        func = option(func)
+    return func
+
+
+def _context(job_id: str | None, execution_id: str | None, node_id: str | None,
+             now: datetime | None, *, always: bool) -> PublishContext | None:
+    if not always and job_id is None and execution_id is None and node_id is None and now is None:
+        return None
+    if now is None:
+        return PublishContext(job_id=job_id, execution_id=execution_id, node_id=node_id)
+    return PublishContext(job_id=job_id, execution_id=execution_id, node_id=node_id, now=now)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="""\b
+Examples:
+  publisher list
+  publisher validate 's3://my-bucket/results/{jobID}/,opt=region=eu-west-1'
+  publisher publish spec.yaml ./outputs --job-id j1
+  publisher publish 'local://runs/{jobID},opt=compress=true' ./outputs --job-id j1 > result.yaml
+  publisher describe result.yaml --json > download.json
+  publisher get download.json -o ./restored
+""",
+)
+@click.option("--debug", is_flag=True, help="Print tracebacks and debug logs on stderr.")
+@click.version_option(package_name="publisher-core", prog_name="publisher")
+def main(debug: bool) -> None:
+    """Publish job results to durable storage and get them back, verified.
+
+    SPEC is a YAML/JSON file, '-' for stdin, or the imperative form
+    'TYPE://DESTINATION,opt=NAME=VALUE,...'. RESULT is the YAML/JSON a publish printed,
+    or the output of 'publisher describe --json'.
+    """
+    _state["debug"] = debug
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                            format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command("list", epilog="""\b
+Examples:
+  publisher list
+  publisher list --json | jq '.[] | select(.status != "ok")'
+  PUBLISHER_DISABLED=s3 publisher list
+""")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+def list_command(as_json: bool) -> None:
+    """List installed publishers: Type, distribution, version and status."""
+    rows = _api.default_registry().statuses()
+    if as_json:
+        click.echo(dump_document([
+            {"type": r.type, "distribution": r.distribution, "version": r.version,
+             "status": r.status, "error": r.error}
+            for r in rows
+        ], "json"), nl=False)
+        return
+    table = [("TYPE", "DISTRIBUTION", "VERSION", "STATUS")] + [
+        (r.type, r.distribution or "-", r.version or "-",
+         r.status if r.error is None or r.status == "ok" else f"{r.status}: {r.error}")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+
+
+@main.command(epilog="""\b
+Examples:
+  publisher validate spec.yaml
+  publisher validate 's3://my-bucket/{jobID}/out,opt=compress=true'
+  publisher validate 'local://runs/{jobID}' --job-id j1
+  echo '{Type: local, Params: {Key: out}}' | publisher validate -
+""")
+@click.argument("spec")
+@_context_options
+def validate(spec: str, job_id: str | None, execution_id: str | None, node_id: str | None,
+             now: datetime | None) -> None:
+    """Check SPEC completely, writing nothing; every problem is reported at once.
+
+    Without --job-id/--execution-id/--node-id/--now only the key template is checked;
+    with them the placeholder values are checked too.
+    """
+    context = _context(job_id, execution_id, node_id, now, always=False)
+    validated = _api.validate(_load_spec(spec), context=context)
+    click.echo(f"ok: valid {validated.type} spec")
+
+
+@main.command(epilog="""\b
+Examples:
+  publisher publish spec.yaml ./outputs --job-id j1 --execution-id e1 --node-id n1
+  publisher publish 'local://runs/{jobID},opt=compress=true' ./outputs --job-id j1
+  publisher publish 's3://my-bucket/results/{date}/' ./outputs --dry-run
+  publisher publish spec.yaml ./outputs --output json > result.json
+""")
+@click.argument("spec")
+@click.argument("path", type=click.Path(path_type=Path))
+@_context_options
+@click.option("--output", "output_format", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True, help="Format of the published result on stdout.")
+@click.option("--dry-run", is_flag=True, help="Print the keys that would be written; write nothing.")
+def publish(spec: str, path: Path, job_id: str | None, execution_id: str | None,
+            node_id: str | None, now: datetime | None, output_format: str, dry_run: bool) -> None:
+    """Publish the result at PATH (a directory or one file) as SPEC says.
+
+    Prints the published result (YAML by default) on stdout; keep it to describe or get
+    the result later.
+    """
+    context = _context(job_id, execution_id, node_id, now, always=True)
+    loaded = _load_spec(spec)
+    if dry_run:
+        planned = _api.plan(loaded, path, context=context)
+        click.echo(f"# dry run: {planned.type} would write {len(planned.keys)} "
+                   f"{'object' if len(planned.keys) == 1 else 'objects'} in {planned.mode} mode "
+                   f"to {planned.location}", err=True)
+        for key in planned.keys:
+            click.echo(key)
+        return
+    started = time.monotonic()
+    result = _api.publish(loaded, path, context=context)
+    click.echo(dump_document(result_to_document(result), "json" if output_format == "json" else "yaml"),
+               nl=False)
+    if sys.stderr.isatty():
+        click.echo(f"published {path} with {result.type} in {time.monotonic() - started:.1f} s",
+                   err=True)
+
+
+@main.command(epilog="""\b
+Examples:
+  publisher describe result.yaml
+  publisher describe result.yaml --json > download.json   # then, anywhere:
+  publisher get download.json -o ./restored
+""")
+@click.argument("result")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the input 'publisher get' takes).")
+def describe(result: str, as_json: bool) -> None:
+    """Turn RESULT into download items: path, URL, size, SHA-256 and expiry.
+
+    The output lets 'publisher get' fetch and verify the result with no storage
+    credentials; pre-signed URLs in it are secrets until they expire.
+    """
+    description = _api.describe(_load_result(result))
+    click.echo(dump_document(description_to_document(description),
+                             "json" if as_json else "yaml"), nl=False)
+
+
+@main.command(epilog="""\b
+Examples:
+  publisher get result.yaml -o ./restored
+  publisher get download.json -o ./restored      # from 'publisher describe --json'
+  publisher publish spec.yaml ./out | publisher get - -o ./copy
+""")
+@click.argument("result")
+@click.option("-o", "--output-dir", "output", type=click.Path(path_type=Path),
+              help="Directory to rebuild the result in; must not exist or be empty "
+                   "(default: ./NAME of the result).")
+def get(result: str, output: Path | None) -> None:
+    """Download RESULT, verify every byte, and rebuild its tree in a directory.
+
+    Sizes and SHA-256 are checked before anything is extracted; the directory appears
+    only when everything checked out.
+    """
+    loaded = _load_result(result)
+    description = loaded if isinstance(loaded, ResultDescription) else _api.describe(loaded)
+    report = _api.get(description, output)
+    note = f", {report.unverified} without a recorded SHA-256" if report.unverified else ""
+    click.echo(
+        f"verified {report.verified} of {report.verified + report.unverified} downloads by size "
+        f"and SHA-256{note}; {report.files} files ({_human_size(report.bytes)}) in {report.target}"
+    )
+
+
+def _exit_code(exc: PublisherError) -> int:
+    return 2 if isinstance(exc, (SpecError, PluginError, TargetExistsError)) else 1
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script's entry point)."""
+    _state["debug"] = False
+    try:
+        main.main(args=argv, prog_name="publisher", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        click.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+        return exc.exit_code
+    except PublisherError as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        click.echo(f"error: {' '.join(str(exc).split())}", err=True)
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        return 130
+    except Exception as exc:  # a bug, or a plugin's; keep the one-line promise
+        if _state["debug"]:
+            traceback.print_exc()
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())} "
+            "(run 'publisher --debug ...' for a traceback)", err=True,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

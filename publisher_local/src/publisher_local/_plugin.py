@@ -1,0 +1,318 @@
+"""The ``local`` publisher: results under a root directory on this machine.
+
+Directory mode copies the tree to ``ROOT/KEY/`` and then writes ``ROOT/KEY.manifest.json``;
+archive mode writes ``ROOT/KEY.tar.gz``. Both are written under a temporary name in the
+destination's directory and renamed into place, so a reader never sees half a result, and
+neither ever replaces an existing result.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import attrs
+
+from publisher_core import (
+    DownloadError,
+    DownloadItem,
+    IntegrityError,
+    Manifest,
+    ManifestFile,
+    PublishContext,
+    PublishedResult,
+    PublishError,
+    PublisherInfo,
+    PublishPlan,
+    ResultDescription,
+    SpecError,
+    TreeEntry,
+    ValidatedSpec,
+    empty_directories,
+    hookimpl,
+    key_problems,
+    manifest_key,
+    render_key,
+    result_keys,
+    scan_tree,
+    sha256_b64,
+    unstructure_params,
+    write_archive,
+)
+
+__all__ = ["LocalParams", "LocalResult", "LocalSettings", "default_root"]
+
+_CHUNK = 1 << 20
+
+
+def default_root() -> Path:
+    """``$XDG_DATA_HOME/publisher/results`` (``~/.local/share/...`` on Linux)."""
+    import platformdirs  # only when no root is configured
+
+    return Path(platformdirs.user_data_dir("publisher")) / "results"
+
+
+@attrs.frozen(kw_only=True)
+class LocalSettings:
+    """Operator settings: ``PUBLISHER_LOCAL_ROOT``, ``PUBLISHER_LOCAL_COMPRESSION_LEVEL``."""
+
+    root: Path = attrs.field(factory=default_root)
+    compression_level: int = attrs.field(
+        default=6, validator=[attrs.validators.ge(0), attrs.validators.le(9)]
+    )
+
+
+@attrs.frozen(kw_only=True)
+class LocalParams:
+    """Spec parameters: ``Key`` (a template relative to the root) and ``Compress``."""
+
+    key: str
+    compress: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class LocalResult:
+    """Published result parameters.
+
+    ``Path`` is absolute (a directory result's ends in ``/``). Archives carry
+    ``ChecksumSHA256`` of the file; directories carry ``Manifest`` and its checksum.
+    """
+
+    path: str
+    key: str
+    size: int
+    checksum_sha256: str | None = None
+    files: int | None = None
+    manifest: str | None = None
+    manifest_checksum_sha256: str | None = None
+
+
+@hookimpl
+def publisher_info() -> PublisherInfo:
+    """Declare the local publisher."""
+    return PublisherInfo(
+        params=LocalParams,
+        result=LocalResult,
+        settings=LocalSettings,
+        destination=("Key",),
+        summary="results under a root directory on this machine",
+    )
+
+
+@hookimpl
+def validate_spec(spec: ValidatedSpec, context: PublishContext | None) -> list[str]:
+    """Check the key template, and its placeholder values when a context is given."""
+    params: LocalParams = spec.params
+    return key_problems(params.key, compress=params.compress, context=context)
+
+
+def _root(settings: LocalSettings, *, create: bool) -> Path:
+    root = Path(os.path.abspath(settings.root.expanduser()))
+    if create:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PublishError(f"cannot create the local root {root}: {exc.strerror}") from None
+    return Path(os.path.realpath(root))
+
+
+def _destination(root: Path, key: str) -> Path:
+    target = root / key.rstrip("/")
+    parent = os.path.realpath(target.parent)
+    if parent != str(root) and not parent.startswith(str(root) + "/"):
+        raise PublishError(
+            f"key {key!r} resolves outside the local root {root} through a symlink; refusing"
+        )
+    return target
+
+
+def _refuse_existing(*paths: Path) -> None:
+    for path in paths:
+        if path.exists() or path.is_symlink():
+            raise PublishError(
+                f"{path} already exists; choose another Key (e.g. with {{executionID}}) - "
+                "the local publisher never replaces a result"
+            )
+
+
+@hookimpl
+def plan_publish(
+    spec: ValidatedSpec, source: Path, context: PublishContext, settings: LocalSettings
+) -> PublishPlan:
+    """The paths under the root that :func:`publish` would write."""
+    params: LocalParams = spec.params
+    key = render_key(params.key, context, compress=params.compress)
+    entries = scan_tree(source, follow_links=not params.compress)
+    files = [e.path for e in entries if e.kind == "file"]
+    return PublishPlan(
+        type="local",
+        mode="archive" if params.compress else "directory",
+        location=str(_root(settings, create=False)),
+        keys=tuple(result_keys(key, files)),
+    )
+
+
+def _copy_file(entry: TreeEntry, dst: Path) -> ManifestFile:
+    digest = hashlib.sha256()
+    size = 0
+    with open(entry.source, "rb") as src, open(dst, "xb") as out:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    os.chmod(dst, entry.mode & 0o777)
+    os.utime(dst, (entry.mtime, entry.mtime))
+    return ManifestFile(path=entry.path, size=size, checksum_sha256=sha256_b64(digest.digest()))
+
+
+def _link_into_place(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` to ``target`` without ever replacing an existing ``target``."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        _refuse_existing(target)
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        _refuse_existing(target)  # no hard links here: check, then rename
+        os.rename(tmp, target)
+        return
+    tmp.unlink()
+
+
+def _publish_directory(entries: list[TreeEntry], root: Path, key: str) -> PublishedResult:
+    files = [e for e in entries if e.kind == "file"]
+    result_keys(key, [e.path for e in files])  # every file's key must be valid
+    target = _destination(root, key)
+    manifest_path = root / manifest_key(key)
+    _refuse_existing(target, manifest_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    placed = False
+    try:
+        copied: list[ManifestFile] = []
+        for entry in entries:
+            if entry.kind == "dir":
+                (tmp / entry.path).mkdir()
+            else:
+                copied.append(_copy_file(entry, tmp / entry.path))
+        manifest = Manifest.build(copied, empty_directories(entries))
+        data = manifest.to_bytes()
+        _refuse_existing(target)
+        os.rename(tmp, target)
+        placed = True
+        fd, manifest_tmp = tempfile.mkstemp(prefix=f".{manifest_path.name}.tmp-", dir=target.parent)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        _link_into_place(Path(manifest_tmp), manifest_path)
+    except BaseException:
+        shutil.rmtree(target if placed else tmp, ignore_errors=True)
+        raise
+    return PublishedResult(
+        type="local",
+        params=unstructure_params(LocalResult(
+            path=str(target) + "/",
+            key=key,
+            size=manifest.total_size,
+            files=len(manifest.files),
+            manifest=str(manifest_path),
+            manifest_checksum_sha256=sha256_b64(hashlib.sha256(data).digest()),
+        )),
+    )
+
+
+def _publish_archive(
+    entries: list[TreeEntry], root: Path, key: str, level: int
+) -> PublishedResult:
+    target = _destination(root, key)
+    _refuse_existing(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            summary = write_archive(entries, out, level=level)
+        _link_into_place(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return PublishedResult(
+        type="local",
+        params=unstructure_params(LocalResult(
+            path=str(target),
+            key=key,
+            size=summary.size,
+            checksum_sha256=summary.checksum_sha256,
+            files=summary.files,
+        )),
+    )
+
+
+@hookimpl
+def publish(
+    spec: ValidatedSpec, source: Path, context: PublishContext, settings: LocalSettings
+) -> PublishedResult:
+    """Copy the result under the root (directory mode) or write one ``.tar.gz`` (archive)."""
+    params: LocalParams = spec.params
+    key = render_key(params.key, context, compress=params.compress)
+    entries = scan_tree(source, follow_links=not params.compress)
+    root = _root(settings, create=True)
+    try:
+        if params.compress:
+            return _publish_archive(entries, root, key, settings.compression_level)
+        return _publish_directory(entries, root, key)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise PublishError(f"local publish to {root} failed: {exc.strerror or exc}{where}") from exc
+
+
+def _name_of(key: str) -> str:
+    name = key.rstrip("/").rsplit("/", 1)[-1]
+    for suffix in (".tar.gz", ".tgz"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+@hookimpl
+def describe_result(params: LocalResult) -> ResultDescription:
+    """``file://`` items: the archive, or every file listed in the directory's manifest."""
+    name = _name_of(params.key)
+    path = Path(params.path)
+    if not params.key.endswith("/"):
+        if not path.is_file():
+            raise DownloadError(f"{path} does not exist; the result was moved or deleted")
+        item = DownloadItem(path=path.name, url=path.as_uri(), size=params.size,
+                            checksum_sha256=params.checksum_sha256, archive=True)
+        return ResultDescription(type="local", name=name, items=(item,))
+    if params.manifest is None:
+        entries = scan_tree(path, follow_links=False)  # a directory written by another tool
+        items = tuple(
+            DownloadItem(path=e.path, url=e.source.as_uri(), size=e.size)
+            for e in entries if e.kind == "file"
+        )
+        return ResultDescription(type="local", name=name, items=items,
+                                 directories=tuple(empty_directories(entries)))
+    try:
+        data = Path(params.manifest).read_bytes()
+    except FileNotFoundError:
+        raise DownloadError(
+            f"manifest {params.manifest} is missing: the result is incomplete or was deleted"
+        ) from None
+    actual = sha256_b64(hashlib.sha256(data).digest())
+    if params.manifest_checksum_sha256 is not None and actual != params.manifest_checksum_sha256:
+        raise IntegrityError(
+            f"manifest {params.manifest} has SHA-256 {actual}, the result recorded "
+            f"{params.manifest_checksum_sha256}"
+        )
+    manifest = Manifest.from_bytes(data)
+    items = tuple(
+        DownloadItem(path=f.path, url=(path / f.path).as_uri(), size=f.size,
+                     checksum_sha256=f.checksum_sha256)
+        for f in manifest.files
+    )
+    return ResultDescription(type="local", name=name, items=items, directories=manifest.directories)
