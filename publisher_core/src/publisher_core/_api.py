@@ -16,7 +16,7 @@ from ._documents import (
     spec_from_document,
 )
 from ._download import GetReport, download
-from ._errors import PluginError, PublishError, PublisherError, SpecError
+from ._errors import PluginError, PublisherError, PublishError, SpecError
 from ._imperative import looks_imperative, parse_imperative
 from ._models import (
     PublishContext,
@@ -80,8 +80,10 @@ def load_result(source: ResultLike) -> PublishedResult | ResultDescription:
     """A published result, or the output of ``describe --json``, from a file or mapping."""
     if isinstance(source, PublishedResult):
         return source
-    doc = source if isinstance(source, Mapping) else parse_document(
-        _read_text(source, "result"), what="result"
+    doc = (
+        source
+        if isinstance(source, Mapping)
+        else parse_document(_read_text(source, "result"), what="result")
     )
     if isinstance(doc, Mapping) and any(str(k).lower() == "items" for k in doc):
         return description_from_document(doc)
@@ -132,7 +134,9 @@ def _source_path(source: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _call_plugin(publisher: Publisher, hook: str, error: type[PublisherError], **kwargs: Any) -> Any:
+def _call_plugin(
+    publisher: Publisher, hook: str, error: type[PublisherError], **kwargs: Any
+) -> Any:
     """Call a hook; turn an unexpected exception into ``error`` naming the publisher."""
     try:
         return publisher.call(hook, **kwargs)
@@ -164,8 +168,13 @@ def plan(
     if not publisher.implements("plan_publish"):
         raise PluginError(f"publisher {publisher.type!r} does not support dry runs")
     result: PublishPlan = _call_plugin(
-        publisher, "plan_publish", PublishError,
-        spec=validated, source=path, context=context, settings=settings_obj,
+        publisher,
+        "plan_publish",
+        PublishError,
+        spec=validated,
+        source=path,
+        context=context,
+        settings=settings_obj,
     )
     return result
 
@@ -192,8 +201,13 @@ def publish(
     validated = _validate(publisher, loaded, context, settings_obj)
     path = _source_path(source)
     result = _call_plugin(
-        publisher, "publish", PublishError,
-        spec=validated, source=path, context=context, settings=settings_obj,
+        publisher,
+        "publish",
+        PublishError,
+        spec=validated,
+        source=path,
+        context=context,
+        settings=settings_obj,
     )
     if not isinstance(result, PublishedResult):
         raise PluginError(
@@ -214,8 +228,12 @@ def describe(
     publisher = registry.get(loaded.type)
     params = structure_params(loaded.params, publisher.info.result, what="result")
     description = _call_plugin(
-        publisher, "describe_result", PublisherError,
-        result=loaded, params=params, settings=_settings_for(publisher, settings),
+        publisher,
+        "describe_result",
+        PublisherError,
+        result=loaded,
+        params=params,
+        settings=_settings_for(publisher, settings),
     )
     if not isinstance(description, ResultDescription):
         raise PluginError(

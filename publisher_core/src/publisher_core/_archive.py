@@ -123,6 +123,8 @@ def write_archive(entries: list[TreeEntry], sink: BinarySink, *, level: int = 6)
             input_bytes += size
     gz.close()
     return ArchiveSummary(
-        size=hashing.size, checksum_sha256=hashing.checksum_sha256, files=files,
+        size=hashing.size,
+        checksum_sha256=hashing.checksum_sha256,
+        files=files,
         input_bytes=input_bytes,
     )

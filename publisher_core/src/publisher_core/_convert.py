@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 import cattrs
@@ -36,6 +36,11 @@ T = TypeVar("T")
 
 _ACRONYMS = {"id": "ID", "sha256": "SHA256", "url": "URL", "uri": "URI", "md5": "MD5"}
 _INT_RE = re.compile(r"[+-]?\d+")
+
+
+def attrs_fields(cls: type[Any]) -> tuple[attrs.Attribute[Any], ...]:
+    """The attrs fields of ``cls``, which must be an attrs class."""
+    return tuple(attrs.fields(cast("type[attrs.AttrsInstance]", cls)))
 
 
 def capital_name(field_name: str) -> str:
@@ -117,9 +122,7 @@ converter: cattrs.Converter = _make_converter()
 
 
 def _format_problem(exc: BaseException) -> str:
-    if isinstance(exc, (ValueError, TypeError)) and not isinstance(
-        exc, ForbiddenExtraKeysError
-    ):
+    if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, ForbiddenExtraKeysError):
         return str(exc)
     return _cattrs_format_exception(exc, None)
 
@@ -157,8 +160,10 @@ def structure_params(
     """
     problems = list(extra_problems or [])
     if not isinstance(data, Mapping):
-        raise SpecError([*problems, f"expected a mapping of parameters, got {data!r} @ {path}"], what=what)
-    fields = {f.name: capital_name(f.name) for f in attrs.fields(cls)}
+        raise SpecError(
+            [*problems, f"expected a mapping of parameters, got {data!r} @ {path}"], what=what
+        )
+    fields = {f.name: capital_name(f.name) for f in attrs_fields(cls)}
     locate = where or (lambda name: f"{path}.{fields[name]}")
     by_norm = {normalize_name(capital): name for name, capital in fields.items()}
     known = list(fields.values())
@@ -183,7 +188,7 @@ def structure_params(
         if value is None:
             continue  # an explicit null means "not given"
         values[field_name] = value
-    for field in attrs.fields(cls):
+    for field in attrs_fields(cls):
         if field.default is attrs.NOTHING and field.name not in values:
             problems.append(f"missing required parameter {fields[field.name]!r} @ {path}")
     if problems:
@@ -200,4 +205,3 @@ def unstructure_params(obj: Any) -> dict[str, Any]:
     """The canonical CapitalCase mapping of an attrs instance; ``None`` fields are left out."""
     raw: dict[str, Any] = converter.unstructure(obj)
     return {capital_name(k): v for k, v in raw.items() if v is not None}
-

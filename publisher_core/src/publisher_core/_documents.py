@@ -34,19 +34,19 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     loader.flatten_mapping(node)
     result: dict[Any, Any] = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         if key in result:
             line = key_node.start_mark.line + 1
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} on line {line}", key_node.start_mark
             )
-        result[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+        result[key] = loader.construct_object(value_node, deep=True)
     return result
 
 
 _StrictLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -68,7 +68,9 @@ def parse_document(text: str, *, what: str = "spec") -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"YAML syntax error{where}: {' '.join(str(problem).split())}", what=what) from None
+        raise SpecError(
+            f"YAML syntax error{where}: {' '.join(str(problem).split())}", what=what
+        ) from None
 
 
 def _split_shape(doc: Any, what: str) -> tuple[str, Mapping[str, Any]]:
@@ -146,8 +148,12 @@ def description_from_document(doc: Any) -> ResultDescription:
     if not isinstance(doc, Mapping):
         raise SpecError(f"expected a mapping with Items, got {doc!r} @ $", what=what)
     fields = {normalize_name(str(k)): (str(k), v) for k, v in doc.items()}
-    unknown = sorted(k for n, (k, _) in fields.items() if n not in {"type", "name", "items", "directories"})
-    problems = [f"unknown field {k!r} @ $.{k}; known: Type, Name, Items, Directories" for k in unknown]
+    unknown = sorted(
+        k for n, (k, _) in fields.items() if n not in {"type", "name", "items", "directories"}
+    )
+    problems = [
+        f"unknown field {k!r} @ $.{k}; known: Type, Name, Items, Directories" for k in unknown
+    ]
     raw_items = fields.get("items", ("Items", None))[1]
     if not isinstance(raw_items, list):
         problems.append(f"Items must be a list, got {raw_items!r} @ $.Items")
@@ -159,7 +165,9 @@ def description_from_document(doc: Any) -> ResultDescription:
         except SpecError as exc:
             problems.extend(exc.problems)
     try:
-        directories = converter.structure(fields.get("directories", ("", []))[1] or [], tuple[str, ...])
+        directories = converter.structure(
+            fields.get("directories", ("", []))[1] or [], tuple[str, ...]
+        )
     except Exception:
         problems.append("Directories must be a list of relative paths @ $.Directories")
         directories = ()

@@ -73,7 +73,9 @@ def _open_url(url: str, timeout: float) -> Iterator[BinaryIO]:
             raise DownloadError(f"{shown}: no such file") from None
         return
     if parts.scheme not in ("http", "https"):
-        raise DownloadError(f"unsupported URL scheme {parts.scheme!r} in {shown}; expected http, https or file")
+        raise DownloadError(
+            f"unsupported URL scheme {parts.scheme!r} in {shown}; expected http, https or file"
+        )
     try:
         response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - scheme checked
     except urllib.error.HTTPError as exc:
@@ -211,4 +213,6 @@ def download(
         os.rename(tree, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return GetReport(target=target, files=count, bytes=total, verified=verified, unverified=unverified)
+    return GetReport(
+        target=target, files=count, bytes=total, verified=verified, unverified=unverified
+    )

@@ -28,15 +28,13 @@ def looks_imperative(text: str) -> bool:
     return "\n" not in text and ("://" in head or text.split(",", 1)[0].isidentifier())
 
 
-def _split_destination(
-    rest: str, names: tuple[str, ...]
-) -> dict[str, str]:
+def _split_destination(rest: str, names: tuple[str, ...]) -> dict[str, str]:
     if not names:
         if rest:
             raise SpecError(f"this publisher takes no destination path, got {rest!r}")
         return {}
     parts = rest.split("/", len(names) - 1) if len(names) > 1 else [rest]
-    return {name: value for name, value in zip(names, parts) if value}
+    return {name: value for name, value in zip(names, parts, strict=False) if value}
 
 
 def parse_imperative(
@@ -56,6 +54,7 @@ def parse_imperative(
     except csv.Error as exc:
         raise SpecError(f"not a valid CSV record ({exc}): {text!r}") from None
     uri: str | None = None
+    bare_type: str | None = None
     options: dict[str, str] = {}
     seen: dict[str, str] = {}
     problems: list[str] = []
@@ -75,21 +74,25 @@ def parse_imperative(
             seen[norm] = name
             options[name] = value
         elif target or index == 0:
-            value = field[len(target) :] if target else field
+            value = (field[len(target) :] if target else field).strip()
+            if index == 0 and not target and "://" not in value:
+                bare_type = value  # `s3,target=s3://b/k` or `s3,opt=bucket=b,...`
+                continue
             if uri is not None:
                 problems.append(f"destination given twice: {uri!r} and {value!r}")
                 continue
-            uri = value.strip()
+            uri = value
         else:
-            problems.append(
-                f"unexpected field {field!r}; expected opt=NAME=VALUE or target=URI"
-            )
+            problems.append(f"unexpected field {field!r}; expected opt=NAME=VALUE or target=URI")
+    if uri is not None and bare_type is not None and not uri.startswith(bare_type + "://"):
+        problems.append(f"destination {uri!r} does not match the Type {bare_type!r}")
+    uri = uri or bare_type
     if not uri:
         problems.append("no destination; start with a URI like 's3://bucket/key' or a Type")
     if problems:
         raise SpecError(problems)
     assert uri is not None
-    type_name, sep, rest = uri.partition("://")
+    type_name, _, rest = uri.partition("://")
     if not type_name or not type_name.replace("-", "").replace("_", "").isalnum():
         raise SpecError(f"destination {uri!r} must start with a publisher Type, e.g. 's3://'")
     params: dict[str, str | bool] = dict(_split_destination(rest, destination(type_name)))

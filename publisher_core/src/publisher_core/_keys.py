@@ -1,8 +1,8 @@
-"""Key naming shared by every publisher: placeholders, suffix rules, store key rules.
+r"""Key naming shared by every publisher: placeholders, suffix rules, store key rules.
 
 1. ``{jobID} {executionID} {nodeID} {date} {time}`` are substituted; date and time come
    from the one UTC ``now`` of the publish context.
-2. A substituted value may not contain ``/``, ``\\`` or control characters, nor be ``.``
+2. A substituted value may not contain ``/``, ``\`` or control characters, nor be ``.``
    or ``..``: it could change the key's shape or escape a root.
 3. Archive keys end in ``.tar.gz`` (or ``.tgz``); directory keys end in ``/``.
 4. The final key is at most 1024 UTF-8 bytes, has no empty, ``.`` or ``..`` segments, no
@@ -181,15 +181,17 @@ def manifest_key(directory_key: str) -> str:
 
 
 def result_keys(key: str, file_paths: Iterable[str]) -> list[str]:
-    """Every key a publish writes, in write order: the archive's key, or each file's key
-    under the directory prefix followed by the manifest's.
+    """Every key a publish writes, in write order.
+
+    That is the archive's key, or each file's key under the directory prefix followed by
+    the manifest's.
 
     Raises :class:`PublishError` when a file's key would break rule 4 (too long).
     """
     if not key.endswith("/"):
         return [key]
     keys = [key + path for path in file_paths]
-    problems = [f"{k[len(key):]}: {p}" for k in keys for p in check_key(k)]
+    problems = [f"{k[len(key) :]}: {p}" for k in keys for p in check_key(k)]
     if problems:
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise PublishError(
@@ -205,8 +207,9 @@ def key_problems(
     context: PublishContext | None,
     path: str = "$.Params.Key",
 ) -> list[str]:
-    """What ``validate_spec`` reports about a key: the template alone without a context,
-    the rendered key with one. Each problem ends in `` @ path``.
+    """What ``validate_spec`` reports about a key, each problem ending in `` @ path``.
+
+    Without a context only the template is checked; with one, the rendered key.
     """
     if context is None:
         return [f"{p} @ {path}" for p in key_template_problems(template, compress=compress)]

@@ -71,7 +71,8 @@ class Manifest:
             raise SpecError("expected a JSON object @ $", what="manifest")
         if doc.get("Version") != MANIFEST_VERSION:
             raise SpecError(
-                f"unsupported Version {doc.get('Version')!r}, expected {MANIFEST_VERSION} @ $.Version",
+                f"unsupported Version {doc.get('Version')!r}, "
+                f"expected {MANIFEST_VERSION} @ $.Version",
                 what="manifest",
             )
         files = doc.get("Files")

@@ -9,6 +9,7 @@ a message naming both.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
@@ -80,6 +81,10 @@ class _Entry:
     publisher: Publisher | None = None
 
 
+def _identity(plugin: object) -> object:
+    return plugin
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -110,7 +115,7 @@ class Registry:
             entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
         self._add_entry_points(entry_points or ())
         for type_name, plugin in (publishers or {}).items():
-            self._add(_Entry(type_name.lower(), None, None, lambda plugin=plugin: plugin))
+            self._add(_Entry(type_name.lower(), None, None, functools.partial(_identity, plugin)))
         for plugin in plugins:
             self.add_plugin(plugin)
 
@@ -190,8 +195,10 @@ class Registry:
                 if duplicate is None:
                     self._load(entry)
                 info = entry.publisher.info if entry.publisher else None
-                status = "disabled" if entry.status == "disabled" else (
-                    "ok" if entry.publisher and duplicate is None else "failed"
+                status: Literal["ok", "failed", "disabled"] = (
+                    "disabled"
+                    if entry.status == "disabled"
+                    else ("ok" if entry.publisher and duplicate is None else "failed")
                 )
                 rows.append(
                     PublisherStatus(

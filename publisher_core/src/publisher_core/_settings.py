@@ -11,9 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-import attrs
-
-from ._convert import capital_name, did_you_mean, normalize_name, structure_params
+from ._convert import attrs_fields, capital_name, did_you_mean, normalize_name, structure_params
 from ._errors import SpecError
 
 __all__ = ["DISABLED_VARIABLE", "env_prefix", "load_settings"]
@@ -49,8 +47,8 @@ def load_settings(
         return overrides
     environ = os.environ if environ is None else environ
     prefix = env_prefix(type_name)
-    fields = {normalize_name(f.name): f.name for f in attrs.fields(cls)}
-    known = [prefix + f.name.upper() for f in attrs.fields(cls)]
+    fields = {normalize_name(f.name): f.name for f in attrs_fields(cls)}
+    known = [prefix + f.name.upper() for f in attrs_fields(cls)]
     env_name: dict[str, str] = {}
     problems: list[str] = []
     values: dict[str, Any] = {}

@@ -77,7 +77,9 @@ class _Scanner:
         try:
             rel.encode("utf-8")
         except UnicodeEncodeError:
-            self.problems.append(f"{rel.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8")
+            self.problems.append(
+                f"{rel.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8"
+            )
             return
         try:
             st = os.lstat(fs_path)
@@ -87,8 +89,15 @@ class _Scanner:
         if stat.S_ISLNK(st.st_mode):
             self.visit_link(fs_path, rel, expanding)
         elif stat.S_ISDIR(st.st_mode):
-            self.entries.append(TreeEntry(path=rel, kind="dir", source=Path(fs_path),
-                                          mode=stat.S_IMODE(st.st_mode), mtime=int(st.st_mtime)))
+            self.entries.append(
+                TreeEntry(
+                    path=rel,
+                    kind="dir",
+                    source=Path(fs_path),
+                    mode=stat.S_IMODE(st.st_mode),
+                    mtime=int(st.st_mtime),
+                )
+            )
             self.walk(fs_path, rel + "/", expanding)
         elif stat.S_ISREG(st.st_mode):
             self.add_file(fs_path, rel, st)
@@ -96,8 +105,16 @@ class _Scanner:
             self.problems.append(f"{rel}: is {_kind_of(st.st_mode)}, which cannot be published")
 
     def add_file(self, fs_path: str, rel: str, st: os.stat_result) -> None:
-        self.entries.append(TreeEntry(path=rel, kind="file", source=Path(fs_path), size=st.st_size,
-                                      mode=stat.S_IMODE(st.st_mode), mtime=int(st.st_mtime)))
+        self.entries.append(
+            TreeEntry(
+                path=rel,
+                kind="file",
+                source=Path(fs_path),
+                size=st.st_size,
+                mode=stat.S_IMODE(st.st_mode),
+                mtime=int(st.st_mtime),
+            )
+        )
 
     def visit_link(self, fs_path: str, rel: str, expanding: tuple[str, ...]) -> None:
         try:
@@ -115,19 +132,36 @@ class _Scanner:
         parent_real = os.path.realpath(os.path.dirname(fs_path))
         if not self.follow:
             link = os.path.relpath(real, parent_real)
-            self.entries.append(TreeEntry(path=rel, kind="symlink", source=Path(fs_path), link=link,
-                                          mode=0o777, mtime=int(os.lstat(fs_path).st_mtime)))
+            self.entries.append(
+                TreeEntry(
+                    path=rel,
+                    kind="symlink",
+                    source=Path(fs_path),
+                    link=link,
+                    mode=0o777,
+                    mtime=int(os.lstat(fs_path).st_mtime),
+                )
+            )
         elif stat.S_ISREG(st.st_mode):
             self.add_file(real, rel, st)
         elif stat.S_ISDIR(st.st_mode):
             if real in expanding or (parent_real + "/").startswith(real + "/"):
                 self.problems.append(f"{rel}: symlink to a directory containing it (a cycle)")
                 return
-            self.entries.append(TreeEntry(path=rel, kind="dir", source=Path(real),
-                                          mode=stat.S_IMODE(st.st_mode), mtime=int(st.st_mtime)))
+            self.entries.append(
+                TreeEntry(
+                    path=rel,
+                    kind="dir",
+                    source=Path(real),
+                    mode=stat.S_IMODE(st.st_mode),
+                    mtime=int(st.st_mtime),
+                )
+            )
             self.walk(real, rel + "/", (*expanding, real))
         else:
-            self.problems.append(f"{rel}: symlink to {_kind_of(st.st_mode)}, which cannot be published")
+            self.problems.append(
+                f"{rel}: symlink to {_kind_of(st.st_mode)}, which cannot be published"
+            )
 
 
 def scan_tree(source: Path, *, follow_links: bool) -> list[TreeEntry]:
@@ -146,7 +180,9 @@ def scan_tree(source: Path, *, follow_links: bool) -> list[TreeEntry]:
         scanner.add_file(os.path.realpath(source), source.name, st)
         return scanner.entries
     if not stat.S_ISDIR(st.st_mode):
-        raise SpecError(f"{source}: is {_kind_of(st.st_mode)}, not a directory or file", what="result path")
+        raise SpecError(
+            f"{source}: is {_kind_of(st.st_mode)}, not a directory or file", what="result path"
+        )
     scanner = _Scanner(source, follow_links)
     scanner.walk(os.path.realpath(source), "", (scanner.root_real,))
     if scanner.problems:

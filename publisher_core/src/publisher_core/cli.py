@@ -42,7 +42,7 @@ def _human_size(size: int) -> str:
 
 
 def _read_stdin(what: str) -> Any:
-    return parse_document(click.get_text_stream("stdin").read(), what=what)
+    return parse_document(sys.stdin.read(), what=what)
 
 
 def _load_spec(spec: str) -> PublisherSpec:
@@ -61,28 +61,40 @@ def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time like 2023-09-26T14:05:30Z") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date-time like 2023-09-26T14:05:30Z"
+        ) from None
     if parsed.tzinfo is None:
         raise click.BadParameter(f"{value!r} has no time zone; add Z for UTC")
     return parsed
 
 
 def _context_options(func: Any) -> Any:
-    for option in reversed([
-        click.option("--job-id", metavar="J", help="Value of {jobID} in the key."),
-        click.option("--execution-id", metavar="E", help="Value of {executionID} in the key."),
-        click.option("--node-id", metavar="N", help="Value of {nodeID} in the key."),
-        click.option(
-            "--now", metavar="ISO", callback=_parse_now,
-            help="The instant for {date} and {time} (default: now), e.g. 2023-09-26T14:05:30Z.",
-        ),
-    ]):
+    for option in reversed(
+        [
+            click.option("--job-id", metavar="J", help="Value of {jobID} in the key."),
+            click.option("--execution-id", metavar="E", help="Value of {executionID} in the key."),
+            click.option("--node-id", metavar="N", help="Value of {nodeID} in the key."),
+            click.option(
+                "--now",
+                metavar="ISO",
+                callback=_parse_now,
+                help="The instant for {date} and {time} (default: now), e.g. 2023-09-26T14:05:30Z.",
+            ),
+        ]
+    ):
         func = option(func)
     return func
 
 
-def _context(job_id: str | None, execution_id: str | None, node_id: str | None,
-             now: datetime | None, *, always: bool) -> PublishContext | None:
+def _context(
+    job_id: str | None,
+    execution_id: str | None,
+    node_id: str | None,
+    now: datetime | None,
+    *,
+    always: bool,
+) -> PublishContext | None:
     if not always and job_id is None and execution_id is None and node_id is None and now is None:
         return None
     if now is None:
@@ -113,48 +125,75 @@ def main(debug: bool) -> None:
     """
     _state["debug"] = debug
     if debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+        )
 
 
-@main.command("list", epilog="""\b
+@main.command(
+    "list",
+    epilog="""\b
 Examples:
   publisher list
   publisher list --json | jq '.[] | select(.status != "ok")'
   PUBLISHER_DISABLED=s3 publisher list
-""")
+""",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 def list_command(as_json: bool) -> None:
     """List installed publishers: Type, distribution, version and status."""
     rows = _api.default_registry().statuses()
     if as_json:
-        click.echo(dump_document([
-            {"type": r.type, "distribution": r.distribution, "version": r.version,
-             "status": r.status, "error": r.error}
-            for r in rows
-        ], "json"), nl=False)
+        click.echo(
+            dump_document(
+                [
+                    {
+                        "type": r.type,
+                        "distribution": r.distribution,
+                        "version": r.version,
+                        "status": r.status,
+                        "error": r.error,
+                    }
+                    for r in rows
+                ],
+                "json",
+            ),
+            nl=False,
+        )
         return
     table = [("TYPE", "DISTRIBUTION", "VERSION", "STATUS")] + [
-        (r.type, r.distribution or "-", r.version or "-",
-         r.status if r.error is None or r.status == "ok" else f"{r.status}: {r.error}")
+        (
+            r.type,
+            r.distribution or "-",
+            r.version or "-",
+            r.status if r.error is None or r.status == "ok" else f"{r.status}: {r.error}",
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        click.echo("  ".join(cells) + "  " + row[3])
 
 
-@main.command(epilog="""\b
+@main.command(
+    epilog="""\b
 Examples:
   publisher validate spec.yaml
   publisher validate 's3://my-bucket/{jobID}/out,opt=compress=true'
   publisher validate 'local://runs/{jobID}' --job-id j1
   echo '{Type: local, Params: {Key: out}}' | publisher validate -
-""")
+"""
+)
 @click.argument("spec")
 @_context_options
-def validate(spec: str, job_id: str | None, execution_id: str | None, node_id: str | None,
-             now: datetime | None) -> None:
+def validate(
+    spec: str,
+    job_id: str | None,
+    execution_id: str | None,
+    node_id: str | None,
+    now: datetime | None,
+) -> None:
     """Check SPEC completely, writing nothing; every problem is reported at once.
 
     Without --job-id/--execution-id/--node-id/--now only the key template is checked;
@@ -165,21 +204,39 @@ def validate(spec: str, job_id: str | None, execution_id: str | None, node_id: s
     click.echo(f"ok: valid {validated.type} spec")
 
 
-@main.command(epilog="""\b
+@main.command(
+    epilog="""\b
 Examples:
   publisher publish spec.yaml ./outputs --job-id j1 --execution-id e1 --node-id n1
   publisher publish 'local://runs/{jobID},opt=compress=true' ./outputs --job-id j1
   publisher publish 's3://my-bucket/results/{date}/' ./outputs --dry-run
   publisher publish spec.yaml ./outputs --output json > result.json
-""")
+"""
+)
 @click.argument("spec")
 @click.argument("path", type=click.Path(path_type=Path))
 @_context_options
-@click.option("--output", "output_format", type=click.Choice(["yaml", "json"]), default="yaml",
-              show_default=True, help="Format of the published result on stdout.")
-@click.option("--dry-run", is_flag=True, help="Print the keys that would be written; write nothing.")
-def publish(spec: str, path: Path, job_id: str | None, execution_id: str | None,
-            node_id: str | None, now: datetime | None, output_format: str, dry_run: bool) -> None:
+@click.option(
+    "--output",
+    "output_format",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="Format of the published result on stdout.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the keys that would be written; write nothing."
+)
+def publish(
+    spec: str,
+    path: Path,
+    job_id: str | None,
+    execution_id: str | None,
+    node_id: str | None,
+    now: datetime | None,
+    output_format: str,
+    dry_run: bool,
+) -> None:
     """Publish the result at PATH (a directory or one file) as SPEC says.
 
     Prints the published result (YAML by default) on stdout; keep it to describe or get
@@ -189,29 +246,39 @@ def publish(spec: str, path: Path, job_id: str | None, execution_id: str | None,
     loaded = _load_spec(spec)
     if dry_run:
         planned = _api.plan(loaded, path, context=context)
-        click.echo(f"# dry run: {planned.type} would write {len(planned.keys)} "
-                   f"{'object' if len(planned.keys) == 1 else 'objects'} in {planned.mode} mode "
-                   f"to {planned.location}", err=True)
+        click.echo(
+            f"# dry run: {planned.type} would write {len(planned.keys)} "
+            f"{'object' if len(planned.keys) == 1 else 'objects'} in {planned.mode} mode "
+            f"to {planned.location}",
+            err=True,
+        )
         for key in planned.keys:
             click.echo(key)
         return
     started = time.monotonic()
     result = _api.publish(loaded, path, context=context)
-    click.echo(dump_document(result_to_document(result), "json" if output_format == "json" else "yaml"),
-               nl=False)
+    click.echo(
+        dump_document(result_to_document(result), "json" if output_format == "json" else "yaml"),
+        nl=False,
+    )
     if sys.stderr.isatty():
-        click.echo(f"published {path} with {result.type} in {time.monotonic() - started:.1f} s",
-                   err=True)
+        click.echo(
+            f"published {path} with {result.type} in {time.monotonic() - started:.1f} s", err=True
+        )
 
 
-@main.command(epilog="""\b
+@main.command(
+    epilog="""\b
 Examples:
   publisher describe result.yaml
   publisher describe result.yaml --json > download.json   # then, anywhere:
   publisher get download.json -o ./restored
-""")
+"""
+)
 @click.argument("result")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (the input 'publisher get' takes).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (the input 'publisher get' takes)."
+)
 def describe(result: str, as_json: bool) -> None:
     """Turn RESULT into download items: path, URL, size, SHA-256 and expiry.
 
@@ -219,20 +286,28 @@ def describe(result: str, as_json: bool) -> None:
     credentials; pre-signed URLs in it are secrets until they expire.
     """
     description = _api.describe(_load_result(result))
-    click.echo(dump_document(description_to_document(description),
-                             "json" if as_json else "yaml"), nl=False)
+    click.echo(
+        dump_document(description_to_document(description), "json" if as_json else "yaml"), nl=False
+    )
 
 
-@main.command(epilog="""\b
+@main.command(
+    epilog="""\b
 Examples:
   publisher get result.yaml -o ./restored
   publisher get download.json -o ./restored      # from 'publisher describe --json'
   publisher publish spec.yaml ./out | publisher get - -o ./copy
-""")
+"""
+)
 @click.argument("result")
-@click.option("-o", "--output-dir", "output", type=click.Path(path_type=Path),
-              help="Directory to rebuild the result in; must not exist or be empty "
-                   "(default: ./NAME of the result).")
+@click.option(
+    "-o",
+    "--output-dir",
+    "output",
+    type=click.Path(path_type=Path),
+    help="Directory to rebuild the result in; must not exist or be empty "
+    "(default: ./NAME of the result).",
+)
 def get(result: str, output: Path | None) -> None:
     """Download RESULT, verify every byte, and rebuild its tree in a directory.
 
@@ -281,7 +356,8 @@ def run(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(
             f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())} "
-            "(run 'publisher --debug ...' for a traceback)", err=True,
+            "(run 'publisher --debug ...' for a traceback)",
+            err=True,
         )
         return 1
     return 0

@@ -51,7 +51,7 @@ def publisher_info() -> PublisherInfo:  # type: ignore[empty-body]
 
 
 @hookspec(firstresult=True)
-def validate_spec(  # type: ignore[empty-body]
+def validate_spec(
     spec: ValidatedSpec, context: PublishContext | None, settings: Any
 ) -> list[str] | None:
     """Check what types alone cannot (bucket names, key templates, combinations).

@@ -25,11 +25,10 @@ from publisher_core import (
     ManifestFile,
     PublishContext,
     PublishedResult,
-    PublishError,
     PublisherInfo,
+    PublishError,
     PublishPlan,
     ResultDescription,
-    SpecError,
     TreeEntry,
     ValidatedSpec,
     empty_directories,
@@ -215,20 +214,20 @@ def _publish_directory(entries: list[TreeEntry], root: Path, key: str) -> Publis
         raise
     return PublishedResult(
         type="local",
-        params=unstructure_params(LocalResult(
-            path=str(target) + "/",
-            key=key,
-            size=manifest.total_size,
-            files=len(manifest.files),
-            manifest=str(manifest_path),
-            manifest_checksum_sha256=sha256_b64(hashlib.sha256(data).digest()),
-        )),
+        params=unstructure_params(
+            LocalResult(
+                path=str(target) + "/",
+                key=key,
+                size=manifest.total_size,
+                files=len(manifest.files),
+                manifest=str(manifest_path),
+                manifest_checksum_sha256=sha256_b64(hashlib.sha256(data).digest()),
+            )
+        ),
     )
 
 
-def _publish_archive(
-    entries: list[TreeEntry], root: Path, key: str, level: int
-) -> PublishedResult:
+def _publish_archive(entries: list[TreeEntry], root: Path, key: str, level: int) -> PublishedResult:
     target = _destination(root, key)
     _refuse_existing(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -242,13 +241,15 @@ def _publish_archive(
         tmp.unlink(missing_ok=True)
     return PublishedResult(
         type="local",
-        params=unstructure_params(LocalResult(
-            path=str(target),
-            key=key,
-            size=summary.size,
-            checksum_sha256=summary.checksum_sha256,
-            files=summary.files,
-        )),
+        params=unstructure_params(
+            LocalResult(
+                path=str(target),
+                key=key,
+                size=summary.size,
+                checksum_sha256=summary.checksum_sha256,
+                files=summary.files,
+            )
+        ),
     )
 
 
@@ -286,17 +287,24 @@ def describe_result(params: LocalResult) -> ResultDescription:
     if not params.key.endswith("/"):
         if not path.is_file():
             raise DownloadError(f"{path} does not exist; the result was moved or deleted")
-        item = DownloadItem(path=path.name, url=path.as_uri(), size=params.size,
-                            checksum_sha256=params.checksum_sha256, archive=True)
+        item = DownloadItem(
+            path=path.name,
+            url=path.as_uri(),
+            size=params.size,
+            checksum_sha256=params.checksum_sha256,
+            archive=True,
+        )
         return ResultDescription(type="local", name=name, items=(item,))
     if params.manifest is None:
         entries = scan_tree(path, follow_links=False)  # a directory written by another tool
         items = tuple(
             DownloadItem(path=e.path, url=e.source.as_uri(), size=e.size)
-            for e in entries if e.kind == "file"
+            for e in entries
+            if e.kind == "file"
         )
-        return ResultDescription(type="local", name=name, items=items,
-                                 directories=tuple(empty_directories(entries)))
+        return ResultDescription(
+            type="local", name=name, items=items, directories=tuple(empty_directories(entries))
+        )
     try:
         data = Path(params.manifest).read_bytes()
     except FileNotFoundError:
@@ -311,8 +319,12 @@ def describe_result(params: LocalResult) -> ResultDescription:
         )
     manifest = Manifest.from_bytes(data)
     items = tuple(
-        DownloadItem(path=f.path, url=(path / f.path).as_uri(), size=f.size,
-                     checksum_sha256=f.checksum_sha256)
+        DownloadItem(
+            path=f.path,
+            url=(path / f.path).as_uri(),
+            size=f.size,
+            checksum_sha256=f.checksum_sha256,
+        )
         for f in manifest.files
     )
     return ResultDescription(type="local", name=name, items=items, directories=manifest.directories)

@@ -1,0 +1,86 @@
+"""Shared fixtures: an isolated local root, the real CLI entry point, fake plugins."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+PLUGINS = Path(__file__).parent / "plugins"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test starts without publisher variables and with its own local root."""
+    for name in list(os.environ):
+        if name.startswith("PUBLISHER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PUBLISHER_LOCAL_ROOT", str(tmp_path / "store"))
+
+
+@dataclass
+class CLIResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """Run the installed ``publisher`` console script in ``tmp_path``."""
+
+    def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> CLIResult:
+        proc = subprocess.run(
+            [str(BIN / "publisher"), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, **(env or {})},
+            timeout=120,
+        )
+        return CLIResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def _pip_install_target(target: Path, *projects: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "--target", str(target), *map(str, projects)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="session")
+def third_party(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Fake third-party distributions, each installed (with metadata) into its own folder.
+
+    ``working``: Type ``memo``; ``broken``: fails on import, and one with invalid hooks;
+    ``duplicate``: claims Type ``local`` a second time.
+    """
+    base = tmp_path_factory.mktemp("third-party")
+    folders = {
+        "working": [PLUGINS / "memo_publisher"],
+        "broken": [PLUGINS / "broken_publisher"],
+        "duplicate": [PLUGINS / "duplicate_publisher"],
+    }
+    installed: dict[str, Path] = {}
+    for name, projects in folders.items():
+        _pip_install_target(base / name, *projects)
+        installed[name] = base / name
+    yield installed

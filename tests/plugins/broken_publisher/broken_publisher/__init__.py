@@ -1,0 +1,1 @@
+"""Publishers that cannot work, to show they are isolated."""

@@ -1,0 +1,155 @@
+"""Spec and result documents: both shapes, YAML and JSON, clear errors, round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from publisher_core import (
+    DownloadItem,
+    PublishedResult,
+    PublisherSpec,
+    ResultDescription,
+    SpecError,
+    description_from_document,
+    description_to_document,
+    dump_document,
+    parse_document,
+    result_from_document,
+    result_to_document,
+    spec_from_document,
+    spec_to_document,
+    validate,
+)
+
+FLAT = """\
+Type: s3
+Bucket: my-task-results
+Key: task123/result.tar.gz
+Compress: true
+"""
+NESTED = """\
+Type: s3
+Params: {Bucket: my-task-results, Key: "results/{jobID}/", Region: us-east-1}
+"""
+
+
+def test_flat_and_nested_shapes_load_the_same_way():
+    """DESIGN 3's two YAML examples load into Type + params."""
+    flat = spec_from_document(parse_document(FLAT))
+    nested = spec_from_document(parse_document(NESTED))
+    assert flat == PublisherSpec("s3", {"Bucket": "my-task-results",
+                                        "Key": "task123/result.tar.gz", "Compress": True})
+    assert nested == PublisherSpec("s3", {"Bucket": "my-task-results", "Key": "results/{jobID}/",
+                                          "Region": "us-east-1"})
+
+
+def test_both_design_examples_validate():
+    """Both examples are valid s3 specs."""
+    assert validate(parse_document(FLAT)).params.compress is True
+    assert validate(parse_document(NESTED)).params.region == "us-east-1"
+
+
+def test_json_and_lowercase_names_are_accepted():
+    """JSON works, and ``type``/``params`` match case-insensitively."""
+    doc = parse_document('{"type": "local", "params": {"key": "out", "compress": "false"}}')
+    assert validate(doc).params.compress is False
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Type: s3\nBucket: [unclosed", "YAML syntax error at line 3, column 1"),
+        ('["not", "a", "mapping"', "JSON syntax error"),
+        ("", "expected a mapping with a Type"),
+        ("- a\n- b", "expected a mapping with a Type"),
+        ("Bucket: b", "missing required field 'Type' @ $"),
+        ("Type: 3", "Type must be a publisher name"),
+        ("Type: s3\nParams: {Bucket: b}\nKey: k", "both under Params and at the top level"),
+        ("Type: s3\nParams: [1]", "Params must be a mapping"),
+        ("Type: s3\nKey: a\nKey: b", "duplicate key 'Key' on line 3"),
+    ],
+)
+def test_malformed_documents_are_one_clear_error(text, message):
+    """Each malformed document names what is wrong, on one line."""
+    with pytest.raises(SpecError) as info:
+        spec_from_document(parse_document(text))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_results_read_in_both_shapes():
+    """A published result reads flat or nested and is emitted nested."""
+    nested = result_from_document({"Type": "s3", "Params": {"Bucket": "b", "Key": "k"}})
+    flat = result_from_document({"Type": "s3", "Bucket": "b", "Key": "k"})
+    assert nested == flat
+    assert result_to_document(flat) == {"Type": "s3", "Params": {"Bucket": "b", "Key": "k"}}
+
+
+def test_description_rejects_unknown_fields_and_bad_items():
+    """A tampered description names its problems."""
+    with pytest.raises(SpecError) as info:
+        description_from_document({"Type": "local", "Name": "n", "Items": [{"Path": "a"}],
+                                   "Extra": 1})
+    assert "unknown field 'Extra'" in str(info.value)
+    assert "missing required parameter 'URL' @ $.Items[0]" in str(info.value)
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+names = st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1, max_size=10)
+scalars = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), max_size=20),
+    st.booleans(),
+    st.integers(-(2**31), 2**31),
+)
+params = st.dictionaries(names.filter(lambda n: n.lower() not in ("type", "params")), scalars,
+                         max_size=6)
+specs = st.builds(PublisherSpec, type=names, params=params)
+
+
+@given(specs, st.sampled_from(["yaml", "json"]))
+def test_specs_round_trip_through_yaml_and_json(spec, fmt):
+    """spec -> document -> YAML/JSON text -> document -> spec is the identity."""
+    text = dump_document(spec_to_document(spec), fmt)
+    assert spec_from_document(parse_document(text)) == spec
+
+
+@given(specs, st.sampled_from(["yaml", "json"]))
+def test_results_round_trip_through_yaml_and_json(spec, fmt):
+    """Published result records survive YAML and JSON."""
+    result = PublishedResult(type=spec.type, params=spec.params)
+    text = dump_document(result_to_document(result), fmt)
+    assert result_from_document(parse_document(text)) == result
+
+
+items = st.builds(
+    DownloadItem,
+    path=names,
+    url=names.map(lambda n: f"https://example.invalid/{n}?X-Amz-Signature=abc"),
+    size=st.none() | st.integers(0, 2**40),
+    checksum_sha256=st.none() | names,
+    archive=st.booleans(),
+)
+
+
+@given(st.builds(ResultDescription, type=names, name=names,
+                 items=st.lists(items, max_size=4).map(tuple),
+                 directories=st.lists(names, max_size=3).map(tuple)))
+def test_descriptions_round_trip_through_json(description):
+    """``describe --json`` output reads back as the same description."""
+    text = dump_document(description_to_document(description), "json")
+    assert description_from_document(json.loads(text)) == description
+    assert description_from_document(yaml.safe_load(text)) == description
+
+
+def test_download_item_repr_hides_the_signature():
+    """A pre-signed URL's query string never shows in a repr."""
+    item = DownloadItem(path="a", url="https://h.invalid/b/k?X-Amz-Signature=SECRET&X-Amz-Credential=AKIA")
+    assert "SECRET" not in repr(item)
+    assert "AKIA" not in repr(item)
+    assert "https://h.invalid/b/k?<redacted>" in repr(item)
