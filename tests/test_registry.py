@@ -1,0 +1,147 @@
+"""The registry: dispatch by Type, wrappers, disabled and failing plugins (in process)."""
+
+from __future__ import annotations
+
+import types
+from importlib.metadata import EntryPoint
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import publisher_local
+from publisher_core import (
+    ENTRY_POINT_GROUP,
+    PluginError,
+    PublishContext,
+    Registry,
+    hookimpl,
+    publish,
+    validate,
+)
+
+
+def module_plugin(name: str, **functions: Any) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for key, value in functions.items():
+        setattr(module, key, value)
+    return module
+
+
+def test_installed_publishers_are_found_by_entry_point():
+    """``local`` and ``s3`` come from their distributions' entry points."""
+    rows = {r.type: r for r in Registry().statuses()}
+    assert rows["local"].distribution == "publisher-local"
+    assert rows["s3"].distribution == "publisher-s3"
+    assert rows["local"].status == rows["s3"].status == "ok"
+
+
+def test_types_are_read_without_importing_plugins():
+    """Listing Types from metadata imports no plugin."""
+    registry = Registry()
+    assert {"local", "s3"} <= set(registry.types())
+    assert registry.loaded_plugins() == []
+
+
+def test_type_lookup_is_case_insensitive():
+    """``Local`` is ``local``."""
+    assert Registry().get("LOCAL").type == "local"
+
+
+def test_unknown_type_lists_the_installed_ones():
+    """An unknown Type says what is installed, with a did-you-mean."""
+    with pytest.raises(PluginError, match=r"unknown publisher type 'lcoal' \(did you mean 'local'\?\); installed: local, s3"):
+        Registry().get("lcoal")
+
+
+def test_disabled_types_are_reported_and_refused():
+    """PUBLISHER_DISABLED turns a Type off."""
+    registry = Registry(disabled=["s3"])
+    rows = {r.type: r for r in registry.statuses()}
+    assert rows["s3"].status == "disabled"
+    with pytest.raises(PluginError, match="disabled by PUBLISHER_DISABLED"):
+        registry.get("s3")
+
+
+def test_disabled_list_comes_from_the_environment(monkeypatch):
+    """The default disable list is read from PUBLISHER_DISABLED."""
+    monkeypatch.setenv("PUBLISHER_DISABLED", " S3 , other")
+    with pytest.raises(PluginError, match="disabled"):
+        Registry().get("s3")
+
+
+def test_a_plugin_failing_on_import_is_isolated():
+    """One broken plugin does not stop the others."""
+    broken = EntryPoint(name="broken", value="no_such_sdk_module", group=ENTRY_POINT_GROUP)
+    registry = Registry([broken], publishers={"local": publisher_local})
+    rows = {r.type: r for r in registry.statuses()}
+    assert rows["broken"].status == "failed"
+    assert rows["broken"].error == (
+        "import failed: ModuleNotFoundError: No module named 'no_such_sdk_module'"
+    )
+    assert rows["local"].status == "ok"
+    with pytest.raises(PluginError, match="cannot be used: import failed"):
+        registry.get("broken")
+
+
+def test_a_plugin_with_invalid_hooks_fails_pluggy_validation():
+    """A hookimpl asking for an unknown argument is reported, not called."""
+
+    @hookimpl
+    def publish(spec, bucket_name):  # type: ignore[no-untyped-def]
+        raise AssertionError
+
+    registry = Registry(publishers={"bad": module_plugin("bad", publish=publish)})
+    with pytest.raises(PluginError, match="invalid plugin: PluginValidationError"):
+        registry.get("bad")
+
+
+def test_a_plugin_without_publisher_info_is_refused():
+    """publisher_info is required."""
+    registry = Registry(publishers={"noinfo": module_plugin("noinfo")})
+    with pytest.raises(PluginError, match="publisher_info must return a PublisherInfo"):
+        registry.get("noinfo")
+
+
+def test_calls_reach_only_the_plugin_of_the_type_and_wrappers(tmp_path: Path):
+    """Dispatch goes to one publisher; a host wrapper sees the call and its result."""
+    seen: list[str] = []
+
+    class Tracer:
+        @hookimpl(wrapper=True)
+        def publish(self, spec):  # type: ignore[no-untyped-def]
+            seen.append(f"before {spec.type}")
+            result = yield
+            seen.append(f"after {result.params['Key']}")
+            return result
+
+    impostor_calls: list[str] = []
+
+    @hookimpl
+    def impostor_publish(spec):  # type: ignore[no-untyped-def]
+        impostor_calls.append("called")
+        raise AssertionError("another publisher's hook must not run")
+
+    impostor = module_plugin("impostor", publisher_info=publisher_local.publisher_info)
+    impostor.publish = impostor_publish  # type: ignore[attr-defined]
+    impostor_publish.__name__ = "publish"
+    registry = Registry(
+        publishers={"local": publisher_local, "impostor": impostor}, plugins=[Tracer()]
+    )
+    registry.get("impostor")  # loaded, so it could interfere if dispatch were wrong
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "f").write_text("x")
+    result = publish({"Type": "local", "Key": "k"}, source, registry=registry,
+                     settings={"root": str(tmp_path / "root")})
+    assert result.params["Key"] == "k/"
+    assert seen == ["before local", "after k/"]
+    assert impostor_calls == []
+
+
+def test_validate_uses_the_plugins_checks():
+    """validate_spec problems of the plugin are reported with the structural ones."""
+    with pytest.raises(Exception, match="unknown placeholder"):
+        validate({"Type": "local", "Key": "{nope}"})
+    assert validate({"Type": "local", "Key": "{jobID}"},
+                    context=PublishContext(job_id="j")).params.key == "{jobID}"
