@@ -79,6 +79,7 @@ def _open_url(url: str, timeout: float) -> Iterator[BinaryIO]:
     try:
         response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - scheme checked
     except urllib.error.HTTPError as exc:
+        exc.close()
         raise DownloadError(f"GET {shown} failed: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -130,6 +131,10 @@ def _extract(archive: Path, tree: Path) -> tuple[int, int]:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
+                if member.name.startswith("/") or ".." in member.name.split("/"):
+                    raise UnsafePathError(
+                        f"archive entry {member.name!r} is absolute or contains '..'; refusing it"
+                    )
                 try:
                     safe = data_filter(member, str(tree))
                 except tarfile.FilterError as exc:

@@ -121,7 +121,11 @@ class Registry:
 
     @classmethod
     def from_path(cls, path: list[str], **kwargs: Any) -> Registry:
-        """A registry of the distributions installed in the directories of ``path`` only."""
+        """A registry of the distributions installed in the directories of ``path`` only.
+
+        Only metadata is read here; the directories must be importable (on ``sys.path``)
+        for the plugins to load.
+        """
         eps = [
             ep
             for dist in metadata.distributions(path=path)
