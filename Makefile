@@ -28,8 +28,19 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# pytest's exit codes: 0 passed, 1 tests failed, 2 interrupted, 3 internal error,
+# 4 usage error, 5 no tests collected (a failure here: the suite must never be empty).
 unit: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); code=$$?; \
+	case $$code in \
+	  0) ;; \
+	  1) echo "pytest: some tests failed" >&2 ;; \
+	  2) echo "pytest: run interrupted" >&2 ;; \
+	  3) echo "pytest: internal error" >&2 ;; \
+	  4) echo "pytest: usage error (bad options or configuration)" >&2 ;; \
+	  5) echo "pytest: no tests were collected" >&2 ;; \
+	  *) echo "pytest: exited with $$code" >&2 ;; \
+	esac; exit $$code
 
 test: lint typecheck unit
 

@@ -36,8 +36,9 @@ def test_list_shows_both_publishers(cli):
 def test_list_json_shape(cli):
     """``list --json`` is an array of {type, distribution, version, status, error}."""
     rows = json.loads(cli("list", "--json").out)
-    assert {tuple(sorted(r)) for r in rows} == {("distribution", "error", "status", "type",
-                                                  "version")}
+    assert {tuple(sorted(r)) for r in rows} == {
+        ("distribution", "error", "status", "type", "version")
+    }
 
 
 def test_disabled_types_show_in_list(cli):
@@ -104,8 +105,10 @@ def test_spec_from_stdin(cli):
 
 def test_publish_describe_get_round_trip_in_both_modes(cli, source, tmp_path):
     """publish prints a YAML record; describe --json then get rebuild the tree."""
-    for spec, name in (("local://runs/{jobID}", "dir"),
-                       ("local://runs/{jobID},opt=compress=true", "arch")):
+    for spec, name in (
+        ("local://runs/{jobID}", "dir"),
+        ("local://runs/{jobID},opt=compress=true", "arch"),
+    ):
         published = cli("publish", spec, str(source), "--job-id", name)
         assert published.code == 0, published.err
         record = yaml.safe_load(published.out)
@@ -148,8 +151,16 @@ def test_dry_run_prints_keys_and_writes_nothing(cli, source, tmp_path):
 
 def test_time_placeholders_use_now(cli, source):
     """--now pins {date} and {time} to one UTC instant."""
-    result = cli("publish", "local://results/{jobID}/{date}/{time}", str(source),
-                 "--job-id", "abc123", "--now", "2023-09-26T14:05:30Z", "--dry-run")
+    result = cli(
+        "publish",
+        "local://results/{jobID}/{date}/{time}",
+        str(source),
+        "--job-id",
+        "abc123",
+        "--now",
+        "2023-09-26T14:05:30Z",
+        "--dry-run",
+    )
     assert result.out.splitlines()[-1] == "results/abc123/20230926/140530.manifest.json"
 
 

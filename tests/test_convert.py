@@ -22,8 +22,13 @@ from publisher_s3 import S3Params
 
 @pytest.mark.parametrize(
     ("field", "name"),
-    [("version_id", "VersionID"), ("checksum_sha256", "ChecksumSHA256"), ("key", "Key"),
-     ("manifest_checksum_sha256", "ManifestChecksumSHA256"), ("url", "URL")],
+    [
+        ("version_id", "VersionID"),
+        ("checksum_sha256", "ChecksumSHA256"),
+        ("key", "Key"),
+        ("manifest_checksum_sha256", "ManifestChecksumSHA256"),
+        ("url", "URL"),
+    ],
 )
 def test_capital_names(field, name):
     """Field names become Bacalhau's CapitalCase parameter names."""
@@ -36,8 +41,10 @@ def test_names_match_case_insensitively(name):
     assert structure_params({name: "a"}, LocalParams) == LocalParams(key="a")
 
 
-@pytest.mark.parametrize(("raw", "value"), [(True, True), ("false", False), ("TRUE", True),
-                                             ("False", False), (False, False)])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [(True, True), ("false", False), ("TRUE", True), ("False", False), (False, False)],
+)
 def test_bools_are_true_or_false_only(raw, value):
     """Bools accept true/false in any case, as bool or string."""
     assert structure_params({"Key": "a", "Compress": raw}, LocalParams).compress is value
@@ -104,24 +111,49 @@ def test_local_params_round_trip(params):
     assert structure_params(unstructure_params(params), LocalParams) == params
 
 
-@given(st.builds(S3Params, bucket=text, key=text, endpoint=st.none() | text,
-                 region=st.none() | text, compress=st.booleans()))
+@given(
+    st.builds(
+        S3Params,
+        bucket=text,
+        key=text,
+        endpoint=st.none() | text,
+        region=st.none() | text,
+        compress=st.booleans(),
+    )
+)
 def test_s3_params_round_trip(params):
     """structure(unstructure(x)) == x for the S3 params."""
     assert structure_params(unstructure_params(params), S3Params) == params
 
 
-@given(st.builds(LocalResult, path=text, key=text, size=st.integers(0, 2**63),
-                 checksum_sha256=st.none() | text, files=st.none() | st.integers(0, 10**6),
-                 manifest=st.none() | text, manifest_checksum_sha256=st.none() | text))
+@given(
+    st.builds(
+        LocalResult,
+        path=text,
+        key=text,
+        size=st.integers(0, 2**63),
+        checksum_sha256=st.none() | text,
+        files=st.none() | st.integers(0, 10**6),
+        manifest=st.none() | text,
+        manifest_checksum_sha256=st.none() | text,
+    )
+)
 def test_result_params_round_trip(result):
     """structure(unstructure(x)) == x for result records."""
     assert structure_params(unstructure_params(result), LocalResult) == result
 
 
-@given(st.builds(DownloadItem, path=text, url=text, size=st.none() | st.integers(0, 2**40),
-                 checksum_sha256=st.none() | text, archive=st.booleans(),
-                 expires=st.none() | st.datetimes(timezones=st.timezones())))
+@given(
+    st.builds(
+        DownloadItem,
+        path=text,
+        url=text,
+        size=st.none() | st.integers(0, 2**40),
+        checksum_sha256=st.none() | text,
+        archive=st.booleans(),
+        expires=st.none() | st.datetimes(timezones=st.timezones()),
+    )
+)
 def test_download_item_round_trip(item):
     """Download items survive unstructure/structure, expiry included."""
     back = structure_params(unstructure_params(item), DownloadItem)
@@ -129,9 +161,13 @@ def test_download_item_round_trip(item):
     assert back.expires == item.expires
 
 
-@given(st.lists(st.builds(ManifestFile, path=text, size=st.integers(0, 2**40),
-                          checksum_sha256=text), max_size=5),
-       st.lists(text, max_size=3))
+@given(
+    st.lists(
+        st.builds(ManifestFile, path=text, size=st.integers(0, 2**40), checksum_sha256=text),
+        max_size=5,
+    ),
+    st.lists(text, max_size=3),
+)
 def test_manifest_round_trip(files, directories):
     """A manifest parses back from its bytes."""
     manifest = Manifest.build(files, directories)

@@ -42,10 +42,12 @@ def test_flat_and_nested_shapes_load_the_same_way():
     """DESIGN 3's two YAML examples load into Type + params."""
     flat = spec_from_document(parse_document(FLAT))
     nested = spec_from_document(parse_document(NESTED))
-    assert flat == PublisherSpec("s3", {"Bucket": "my-task-results",
-                                        "Key": "task123/result.tar.gz", "Compress": True})
-    assert nested == PublisherSpec("s3", {"Bucket": "my-task-results", "Key": "results/{jobID}/",
-                                          "Region": "us-east-1"})
+    assert flat == PublisherSpec(
+        "s3", {"Bucket": "my-task-results", "Key": "task123/result.tar.gz", "Compress": True}
+    )
+    assert nested == PublisherSpec(
+        "s3", {"Bucket": "my-task-results", "Key": "results/{jobID}/", "Region": "us-east-1"}
+    )
 
 
 def test_both_design_examples_validate():
@@ -93,8 +95,9 @@ def test_results_read_in_both_shapes():
 def test_description_rejects_unknown_fields_and_bad_items():
     """A tampered description names its problems."""
     with pytest.raises(SpecError) as info:
-        description_from_document({"Type": "local", "Name": "n", "Items": [{"Path": "a"}],
-                                   "Extra": 1})
+        description_from_document(
+            {"Type": "local", "Name": "n", "Items": [{"Path": "a"}], "Extra": 1}
+        )
     assert "unknown field 'Extra'" in str(info.value)
     assert "missing required parameter 'URL' @ $.Items[0]" in str(info.value)
 
@@ -107,8 +110,9 @@ scalars = st.one_of(
     st.booleans(),
     st.integers(-(2**31), 2**31),
 )
-params = st.dictionaries(names.filter(lambda n: n.lower() not in ("type", "params")), scalars,
-                         max_size=6)
+params = st.dictionaries(
+    names.filter(lambda n: n.lower() not in ("type", "params")), scalars, max_size=6
+)
 specs = st.builds(PublisherSpec, type=names, params=params)
 
 
@@ -137,9 +141,15 @@ items = st.builds(
 )
 
 
-@given(st.builds(ResultDescription, type=names, name=names,
-                 items=st.lists(items, max_size=4).map(tuple),
-                 directories=st.lists(names, max_size=3).map(tuple)))
+@given(
+    st.builds(
+        ResultDescription,
+        type=names,
+        name=names,
+        items=st.lists(items, max_size=4).map(tuple),
+        directories=st.lists(names, max_size=3).map(tuple),
+    )
+)
 def test_descriptions_round_trip_through_json(description):
     """``describe --json`` output reads back as the same description."""
     text = dump_document(description_to_document(description), "json")
@@ -149,7 +159,9 @@ def test_descriptions_round_trip_through_json(description):
 
 def test_download_item_repr_hides_the_signature():
     """A pre-signed URL's query string never shows in a repr."""
-    item = DownloadItem(path="a", url="https://h.invalid/b/k?X-Amz-Signature=SECRET&X-Amz-Credential=AKIA")
+    item = DownloadItem(
+        path="a", url="https://h.invalid/b/k?X-Amz-Signature=SECRET&X-Amz-Credential=AKIA"
+    )
     assert "SECRET" not in repr(item)
     assert "AKIA" not in repr(item)
     assert "https://h.invalid/b/k?<redacted>" in repr(item)

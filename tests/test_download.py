@@ -25,10 +25,17 @@ from publisher_core import (
 )
 
 
-def item_for(path: Path, name: str, *, archive: bool = False, url: str | None = None) -> DownloadItem:
+def item_for(
+    path: Path, name: str, *, archive: bool = False, url: str | None = None
+) -> DownloadItem:
     data = path.read_bytes()
-    return DownloadItem(path=name, url=url or path.as_uri(), size=len(data),
-                        checksum_sha256=sha256_b64(hashlib.sha256(data).digest()), archive=archive)
+    return DownloadItem(
+        path=name,
+        url=url or path.as_uri(),
+        size=len(data),
+        checksum_sha256=sha256_b64(hashlib.sha256(data).digest()),
+        archive=archive,
+    )
 
 
 def tar_gz(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
@@ -39,7 +46,9 @@ def tar_gz(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     return buffer.getvalue()
 
 
-def member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", link: str = "") -> tuple[tarfile.TarInfo, bytes | None]:
+def member(
+    name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", link: str = ""
+) -> tuple[tarfile.TarInfo, bytes | None]:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = link
@@ -56,10 +65,10 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     folder.mkdir()
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def __init__(self, *args, **kwargs):
             super().__init__(*args, directory=str(folder), **kwargs)
 
-        def log_message(self, *args):  # type: ignore[no-untyped-def]
+        def log_message(self, *args):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
@@ -77,8 +86,10 @@ def test_http_items_are_fetched_and_verified(served, tmp_path):
     folder, base = served
     (folder / "a.txt").write_bytes(b"alpha")
     item = item_for(folder / "a.txt", "dir/a.txt", url=f"{base}/a.txt?X-Amz-Signature=s3cr3t")
-    report = download(ResultDescription(type="t", name="n", items=(item,),
-                                        directories=("empty",)), tmp_path / "out")
+    report = download(
+        ResultDescription(type="t", name="n", items=(item,), directories=("empty",)),
+        tmp_path / "out",
+    )
     assert (tmp_path / "out" / "dir" / "a.txt").read_bytes() == b"alpha"
     assert (tmp_path / "out" / "empty").is_dir()
     assert (report.files, report.verified, report.unverified) == (1, 1, 0)
@@ -110,7 +121,7 @@ def test_tampered_bytes_are_refused_and_nothing_is_written(tmp_path, change):
     else:
         good.write_bytes(b"0123456789!")
     description = ResultDescription(type="t", name="n", items=(item_for(other, "other.txt"), item))
-    with pytest.raises(IntegrityError, match="good.txt"):
+    with pytest.raises(IntegrityError, match=r"good.txt"):
         download(description, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -158,7 +169,7 @@ def test_a_corrupt_gzip_stream_is_a_download_error(tmp_path):
     archive = tmp_path / "junk.tar.gz"
     archive.write_bytes(b"not gzip at all")
     item = item_for(archive, "junk.tar.gz", archive=True)
-    with pytest.raises(DownloadError, match="not a readable .tar.gz"):
+    with pytest.raises(DownloadError, match=r"not a readable .tar.gz"):
         download(ResultDescription(type="t", name="j", items=(item,)), tmp_path / "out")
 
 
@@ -198,5 +209,5 @@ def test_expired_urls_fail_early(tmp_path):
     """An expired description says to describe again."""
     past = datetime.now(timezone.utc) - timedelta(minutes=1)
     item = DownloadItem(path="a", url="https://h.invalid/a?sig", expires=past)
-    with pytest.raises(DownloadError, match="expired .* run 'publisher describe' again"):
+    with pytest.raises(DownloadError, match=r"expired .* run 'publisher describe' again"):
         download(ResultDescription(type="t", name="n", items=(item,)), tmp_path / "out")

@@ -19,8 +19,13 @@ def test_a_working_third_party_publisher_is_listed_and_usable(third_party, cli, 
     listed = cli("list", "--json", env=env)
     assert listed.code == 0, listed.err
     rows = {row["type"]: row for row in json.loads(listed.out)}
-    assert rows["memo"] == {"type": "memo", "distribution": "memo-publisher",
-                            "version": "1.2.3", "status": "ok", "error": None}
+    assert rows["memo"] == {
+        "type": "memo",
+        "distribution": "memo-publisher",
+        "version": "1.2.3",
+        "status": "ok",
+        "error": None,
+    }
     source = tmp_path / "src"
     source.mkdir()
     (source / "f.txt").write_text("third party")

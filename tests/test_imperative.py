@@ -21,11 +21,17 @@ def parse(text: str) -> PublisherSpec:
         ("s3://bucket/key", {"Bucket": "bucket", "Key": "key"}),
         (
             "s3://bucket/key,opt=endpoint=http://127.0.0.1:9000,opt=region=us-east-1",
-            {"Bucket": "bucket", "Key": "key", "endpoint": "http://127.0.0.1:9000",
-             "region": "us-east-1"},
+            {
+                "Bucket": "bucket",
+                "Key": "key",
+                "endpoint": "http://127.0.0.1:9000",
+                "region": "us-east-1",
+            },
         ),
-        ("s3://bucket/key,opt=compress=true", {"Bucket": "bucket", "Key": "key",
-                                                "compress": "true"}),
+        (
+            "s3://bucket/key,opt=compress=true",
+            {"Bucket": "bucket", "Key": "key", "compress": "true"},
+        ),
         ("s3://bucket/result-{date}-{jobID}", {"Bucket": "bucket", "Key": "result-{date}-{jobID}"}),
         ("s3,opt=bucket=B,opt=key=K", {"bucket": "B", "key": "K"}),
         ("s3,target=s3://b/deep/key/path", {"Bucket": "b", "Key": "deep/key/path"}),
@@ -34,8 +40,10 @@ def parse(text: str) -> PublisherSpec:
         ("s3://b/k,option=region=eu-west-1", {"Bucket": "b", "Key": "k", "region": "eu-west-1"}),
         ("s3://b/k,opt=encoding=gzip", {"Bucket": "b", "Key": "k", "Compress": True}),
         ("s3://b/k,opt=encoding=PLAIN", {"Bucket": "b", "Key": "k", "Compress": False}),
-        ('s3://b/k,"opt=endpoint=http://h:1/a,b"', {"Bucket": "b", "Key": "k",
-                                                     "endpoint": "http://h:1/a,b"}),
+        (
+            's3://b/k,"opt=endpoint=http://h:1/a,b"',
+            {"Bucket": "b", "Key": "k", "endpoint": "http://h:1/a,b"},
+        ),
         ("local://results/{jobID}", {"Key": "results/{jobID}"}),
     ],
 )
@@ -69,7 +77,10 @@ def test_bad_forms_are_clear_errors(text, message):
 
 def test_unknown_options_are_errors_unlike_bacalhau():
     """An unknown option fails validation with a did-you-mean."""
-    with pytest.raises(SpecError, match=r"unknown parameter 'regoin' @ \$\.Params\.regoin \(did you mean 'Region'\?\)"):
+    with pytest.raises(
+        SpecError,
+        match=r"unknown parameter 'regoin' @ \$\.Params\.regoin \(did you mean 'Region'\?\)",
+    ):
         validate("s3://b/k,opt=regoin=us-east-1")
 
 
@@ -90,8 +101,9 @@ def test_seed_examples_validate():
         assert validate(text).type == "s3"
 
 
-plain = st.text(alphabet=st.characters(categories=["L", "N"], include_characters="-_."),
-                min_size=1, max_size=12)
+plain = st.text(
+    alphabet=st.characters(categories=["L", "N"], include_characters="-_."), min_size=1, max_size=12
+)
 keys = st.lists(plain.filter(lambda s: s not in (".", "..")), min_size=1, max_size=4).map("/".join)
 values = st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), min_size=0, max_size=15)
 

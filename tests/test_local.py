@@ -21,7 +21,7 @@ from publisher_core import (
     plan,
     publish,
 )
-from trees import build, snapshot, trees
+from tests.trees import build, snapshot, trees
 
 NOW = datetime(2023, 9, 26, 14, 5, 30, tzinfo=timezone.utc)
 
@@ -52,8 +52,9 @@ def spec(key: str, compress: bool) -> dict[str, object]:
 @pytest.mark.parametrize("compress", [False, True])
 def test_round_trip_both_modes(result_dir, root, tmp_path, compress):
     """publish -> describe -> get rebuilds the tree byte for byte, empty parts included."""
-    result = publish(spec("r/{jobID}", compress), result_dir,
-                     context=PublishContext(job_id="j1", now=NOW))
+    result = publish(
+        spec("r/{jobID}", compress), result_dir, context=PublishContext(job_id="j1", now=NOW)
+    )
     assert result.type == "local"
     report = get(describe(result), tmp_path / "out")
     assert snapshot(tmp_path / "out") == snapshot(result_dir)
@@ -82,11 +83,13 @@ def test_archive_mode_writes_one_checked_tar_gz(result_dir, root):
     path = Path(result.params["Path"])
     assert path == root.resolve() / "runs" / "j1.tar.gz"
     assert result.params["Size"] == path.stat().st_size
-    sha_hex = subprocess.run(["sha256sum", str(path)], capture_output=True, text=True,
-                             check=True).stdout.split()[0]
+    sha_hex = subprocess.run(
+        ["sha256sum", str(path)], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
     assert base64.b64decode(result.params["ChecksumSHA256"]).hex() == sha_hex
-    listing = subprocess.run(["tar", "-tzf", str(path)], capture_output=True, text=True,
-                             check=True).stdout.splitlines()
+    listing = subprocess.run(
+        ["tar", "-tzf", str(path)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert "empty dir/" in listing
     assert "données/résumé.txt" in listing
     assert os.listdir(root / "runs") == ["j1.tar.gz"]
@@ -137,13 +140,15 @@ def test_a_failing_publish_leaves_nothing_behind(result_dir, root, compress):
 
 
 @pytest.mark.parametrize("compress", [False, True])
-def test_a_file_vanishing_mid_publish_leaves_nothing_behind(result_dir, root, compress, monkeypatch):
+def test_a_file_vanishing_mid_publish_leaves_nothing_behind(
+    result_dir, root, compress, monkeypatch
+):
     """A read error during the copy removes what was written so far."""
     import builtins
 
     real_open = builtins.open
 
-    def flaky_open(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky_open(file, mode="r", *args, **kwargs):
         if str(file).endswith("deepest.bin") and "r" in mode:
             raise FileNotFoundError(2, "No such file or directory", str(file))
         return real_open(file, mode, *args, **kwargs)
@@ -203,7 +208,7 @@ def test_missing_manifest_makes_describe_fail(result_dir, root):
     """A directory result without its manifest is incomplete and says so."""
     result = publish(spec("m", False), result_dir)
     Path(result.params["Manifest"]).unlink()
-    with pytest.raises(Exception, match="manifest .* is missing"):
+    with pytest.raises(Exception, match=r"manifest .* is missing"):
         describe(result)
 
 
@@ -212,7 +217,7 @@ def test_tampered_manifest_is_detected(result_dir, root):
     result = publish(spec("m", False), result_dir)
     manifest = Path(result.params["Manifest"])
     manifest.write_bytes(manifest.read_bytes().replace(b'"Size": 6', b'"Size": 7'))
-    with pytest.raises(Exception, match="manifest .* has SHA-256"):
+    with pytest.raises(Exception, match=r"manifest .* has SHA-256"):
         describe(result)
 
 

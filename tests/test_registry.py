@@ -50,7 +50,10 @@ def test_type_lookup_is_case_insensitive():
 
 def test_unknown_type_lists_the_installed_ones():
     """An unknown Type says what is installed, with a did-you-mean."""
-    with pytest.raises(PluginError, match=r"unknown publisher type 'lcoal' \(did you mean 'local'\?\); installed: local, s3"):
+    with pytest.raises(
+        PluginError,
+        match=r"unknown publisher type 'lcoal' \(did you mean 'local'\?\); installed: local, s3",
+    ):
         Registry().get("lcoal")
 
 
@@ -88,7 +91,7 @@ def test_a_plugin_with_invalid_hooks_fails_pluggy_validation():
     """A hookimpl asking for an unknown argument is reported, not called."""
 
     @hookimpl
-    def publish(spec, bucket_name):  # type: ignore[no-untyped-def]
+    def publish(spec, bucket_name):
         raise AssertionError
 
     registry = Registry(publishers={"bad": module_plugin("bad", publish=publish)})
@@ -109,7 +112,7 @@ def test_calls_reach_only_the_plugin_of_the_type_and_wrappers(tmp_path: Path):
 
     class Tracer:
         @hookimpl(wrapper=True)
-        def publish(self, spec):  # type: ignore[no-untyped-def]
+        def publish(self, spec):
             seen.append(f"before {spec.type}")
             result = yield
             seen.append(f"after {result.params['Key']}")
@@ -118,7 +121,7 @@ def test_calls_reach_only_the_plugin_of_the_type_and_wrappers(tmp_path: Path):
     impostor_calls: list[str] = []
 
     @hookimpl
-    def impostor_publish(spec):  # type: ignore[no-untyped-def]
+    def impostor_publish(spec):
         impostor_calls.append("called")
         raise AssertionError("another publisher's hook must not run")
 
@@ -132,8 +135,12 @@ def test_calls_reach_only_the_plugin_of_the_type_and_wrappers(tmp_path: Path):
     source = tmp_path / "src"
     source.mkdir()
     (source / "f").write_text("x")
-    result = publish({"Type": "local", "Key": "k"}, source, registry=registry,
-                     settings={"root": str(tmp_path / "root")})
+    result = publish(
+        {"Type": "local", "Key": "k"},
+        source,
+        registry=registry,
+        settings={"root": str(tmp_path / "root")},
+    )
     assert result.params["Key"] == "k/"
     assert seen == ["before local", "after k/"]
     assert impostor_calls == []
@@ -143,5 +150,7 @@ def test_validate_uses_the_plugins_checks():
     """validate_spec problems of the plugin are reported with the structural ones."""
     with pytest.raises(Exception, match="unknown placeholder"):
         validate({"Type": "local", "Key": "{nope}"})
-    assert validate({"Type": "local", "Key": "{jobID}"},
-                    context=PublishContext(job_id="j")).params.key == "{jobID}"
+    assert (
+        validate({"Type": "local", "Key": "{jobID}"}, context=PublishContext(job_id="j")).params.key
+        == "{jobID}"
+    )

@@ -49,9 +49,10 @@ def test_unknown_variable_is_an_error_with_a_did_you_mean():
 
 def test_bad_value_names_the_variable():
     """An ill-typed value is reported at the variable that set it."""
-    with pytest.raises(SpecError, match="expected an integer, got 'fast' @ PUBLISHER_LOCAL_COMPRESSION_LEVEL"):
-        load_settings("local", LocalSettings,
-                      environ={"PUBLISHER_LOCAL_COMPRESSION_LEVEL": "fast"})
+    with pytest.raises(
+        SpecError, match="expected an integer, got 'fast' @ PUBLISHER_LOCAL_COMPRESSION_LEVEL"
+    ):
+        load_settings("local", LocalSettings, environ={"PUBLISHER_LOCAL_COMPRESSION_LEVEL": "fast"})
 
 
 def test_out_of_range_value_is_an_error():

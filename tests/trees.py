@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from hypothesis import strategies as st
 
 Tree = dict[str, Union[bytes, "Tree"]]
 
 names = st.text(
-    alphabet=st.characters(
-        categories=["L", "N", "Zs", "Pd", "Po"], exclude_characters="/\\\x00"
-    ),
+    alphabet=st.characters(categories=["L", "N", "Zs", "Pd", "Po"], exclude_characters="/\\\x00"),
     min_size=1,
     max_size=16,
 ).filter(lambda n: n not in (".", "..") and n.strip() == n and len(n.encode()) < 200)
 
 contents = st.one_of(st.just(b""), st.binary(max_size=300), st.text(max_size=200).map(str.encode))
 
-trees: st.SearchStrategy[Tree] = st.recursive(
+trees: st.SearchStrategy[Any] = st.recursive(
     contents,
     lambda children: st.dictionaries(names, children, max_size=4),
     max_leaves=12,
