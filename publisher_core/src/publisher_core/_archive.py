@@ -11,13 +11,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import tarfile
 import zlib
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 from ._tree import TreeEntry
+
+if TYPE_CHECKING:
+    import tarfile
 
 __all__ = ["ArchiveSummary", "BinarySink", "HashingSink", "sha256_b64", "write_archive"]
 
@@ -85,6 +87,8 @@ class ArchiveSummary:
 
 
 def _tarinfo(entry: TreeEntry) -> tarfile.TarInfo:
+    import tarfile
+
     info = tarfile.TarInfo(entry.path)
     info.mtime = entry.mtime
     info.mode = entry.mode
@@ -106,6 +110,8 @@ def write_archive(entries: list[TreeEntry], sink: BinarySink, *, level: int = 6)
     A file is archived with the size it has when opened; if it is shorter when read, the
     publish fails rather than store a corrupt archive.
     """
+    import tarfile  # not needed by list/validate; keep their start-up lean
+
     hashing = HashingSink(sink)
     gz = _GzipSink(hashing, level)
     files = 0

@@ -12,10 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -72,6 +69,9 @@ def _open_url(url: str, timeout: float) -> Iterator[BinaryIO]:
         except FileNotFoundError:
             raise DownloadError(f"{shown}: no such file") from None
         return
+    import urllib.error  # only `get` over HTTP pays for http.client and ssl
+    import urllib.request
+
     if parts.scheme not in ("http", "https"):
         raise DownloadError(
             f"unsupported URL scheme {parts.scheme!r} in {shown}; expected http, https or file"
@@ -124,6 +124,8 @@ def _fetch(item: DownloadItem, dest: Path, timeout: float) -> bool:
 
 
 def _extract(archive: Path, tree: Path) -> tuple[int, int]:
+    import tarfile
+
     data_filter = getattr(tarfile, "data_filter", None)
     if data_filter is None:  # Python < 3.10.12 / 3.11.4
         raise DownloadError("extracting archives safely needs Python 3.10.12 or 3.11.4 or newer")
