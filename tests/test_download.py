@@ -211,3 +211,16 @@ def test_expired_urls_fail_early(tmp_path):
     item = DownloadItem(path="a", url="https://h.invalid/a?sig", expires=past)
     with pytest.raises(DownloadError, match=r"expired .* run 'publisher describe' again"):
         download(ResultDescription(type="t", name="n", items=(item,)), tmp_path / "out")
+
+
+def test_conflicting_item_paths_are_refused(tmp_path):
+    """Two items for one path, or a file where a directory is needed, fail cleanly."""
+    source = tmp_path / "s"
+    source.write_bytes(b"s")
+    twice = (item_for(source, "a"), item_for(source, "a"))
+    with pytest.raises(UnsafePathError, match="appears twice"):
+        download(ResultDescription(type="t", name="n", items=twice), tmp_path / "out")
+    nested = (item_for(source, "a"), item_for(source, "a/b"))
+    with pytest.raises(DownloadError, match="rebuilding the result failed"):
+        download(ResultDescription(type="t", name="n", items=nested), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

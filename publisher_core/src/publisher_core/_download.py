@@ -24,7 +24,13 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from ._archive import sha256_b64
-from ._errors import DownloadError, IntegrityError, TargetExistsError, UnsafePathError
+from ._errors import (
+    DownloadError,
+    IntegrityError,
+    PublisherError,
+    TargetExistsError,
+    UnsafePathError,
+)
 from ._models import DownloadItem, ResultDescription, redact_url
 
 __all__ = ["GetReport", "download", "safe_relative_path"]
@@ -178,7 +184,12 @@ def download(
     target = Path(os.path.abspath(target))
     _check_target(target)
     now = now or datetime.now(timezone.utc)
+    seen: set[str] = set()
     for item in description.items:
+        if not item.archive:
+            if item.path in seen:
+                raise UnsafePathError(f"item path {item.path!r} appears twice; refusing it")
+            seen.add(item.path)
         if item.expires is not None and item.expires <= now:
             raise DownloadError(
                 f"the download URL for {item.path!r} expired at {item.expires.isoformat()}; "
@@ -218,6 +229,11 @@ def download(
         if target.exists():
             target.rmdir()
         os.rename(tree, target)
+    except PublisherError:
+        raise
+    except OSError as exc:  # a file where a directory is needed, a full disk, ...
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise DownloadError(f"rebuilding the result failed: {exc.strerror or exc}{where}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return GetReport(
