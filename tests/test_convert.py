@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+
 import attrs
 import pytest
 from hypothesis import given
@@ -102,6 +104,8 @@ def test_not_a_mapping():
         structure_params(["Key", "a"], LocalParams)
 
 
+# Fixed offsets only: aware datetimes in an ambiguous DST hour compare unequal across zones.
+ZONES = [timezone.utc, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
 text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=20)
 
 
@@ -151,7 +155,7 @@ def test_result_params_round_trip(result):
         size=st.none() | st.integers(0, 2**40),
         checksum_sha256=st.none() | text,
         archive=st.booleans(),
-        expires=st.none() | st.datetimes(timezones=st.timezones()),
+        expires=st.none() | st.datetimes(timezones=st.sampled_from(ZONES)),
     )
 )
 def test_download_item_round_trip(item):

@@ -56,6 +56,12 @@ def test_both_design_examples_validate():
     assert validate(parse_document(NESTED)).params.region == "us-east-1"
 
 
+def test_yaml_scalars_stay_text_unless_true_false_or_null():
+    """YAML 1.1 surprises (yes, 0755, dates) stay strings for the converter to judge."""
+    doc = parse_document("a: yes\nb: 0755\nc: 2023-09-26\nd: TRUE\ne: ~\nf: 1.5")
+    assert doc == {"a": "yes", "b": "0755", "c": "2023-09-26", "d": True, "e": None, "f": "1.5"}
+
+
 def test_json_and_lowercase_names_are_accepted():
     """JSON works, and ``type``/``params`` match case-insensitively."""
     doc = parse_document('{"type": "local", "params": {"key": "out", "compress": "false"}}')
@@ -70,7 +76,10 @@ def test_json_and_lowercase_names_are_accepted():
         ("", "expected a mapping with a Type"),
         ("- a\n- b", "expected a mapping with a Type"),
         ("Bucket: b", "missing required field 'Type' @ $"),
-        ("Type: 3", "Type must be a publisher name"),
+        ("Type: [s3]", "Type must be a publisher name"),
+        ("Type: s3\ntype: local", "'type' given twice (also as 'Type')"),
+        ('{"Type": "local", "Key": "a", "Key": "../b"}', "duplicate key 'Key' in a JSON object"),
+        ("Type: local\nKey: a\nCompress: yes", "expected true or false, got 'yes'"),
         ("Type: s3\nParams: {Bucket: b}\nKey: k", "both under Params and at the top level"),
         ("Type: s3\nParams: [1]", "Params must be a mapping"),
         ("Type: s3\nKey: a\nKey: b", "duplicate key 'Key' on line 3"),
@@ -79,7 +88,7 @@ def test_json_and_lowercase_names_are_accepted():
 def test_malformed_documents_are_one_clear_error(text, message):
     """Each malformed document names what is wrong, on one line."""
     with pytest.raises(SpecError) as info:
-        spec_from_document(parse_document(text))
+        validate(spec_from_document(parse_document(text)))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -105,10 +114,11 @@ def test_description_rejects_unknown_fields_and_bad_items():
 # --- round trips -----------------------------------------------------------------------------
 
 names = st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1, max_size=10)
+# Raw spec values are strings or bools: our YAML reading keeps `12` and `0755` as text
+# (the converter types them), so integers are not a raw round-trip value.
 scalars = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), max_size=20),
     st.booleans(),
-    st.integers(-(2**31), 2**31),
 )
 params = st.dictionaries(
     names.filter(lambda n: n.lower() not in ("type", "params")), scalars, max_size=6

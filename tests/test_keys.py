@@ -12,6 +12,7 @@ from publisher_core import (
     MAX_KEY_BYTES,
     PLACEHOLDERS,
     PublishContext,
+    PublishError,
     SpecError,
     check_key,
     key_problems,
@@ -123,11 +124,38 @@ def test_every_problem_is_reported_at_once():
     assert len(problems) == 2
 
 
-def test_key_problems_adds_the_path_and_checks_values_only_with_a_context():
-    """Validation without a context checks only the template."""
+def test_key_problems_checks_only_the_values_that_are_given():
+    """Validation checks given values; a missing one waits for publish time (DESIGN 3.1)."""
     assert key_problems("r/{jobID}", compress=False, context=None) == []
-    (problem,) = key_problems("r/{jobID}", compress=False, context=PublishContext(now=NOW))
+    partial = PublishContext(job_id="j1", now=NOW)
+    assert key_problems("{jobID}/{executionID}", compress=False, context=partial) == []
+    bad = PublishContext(job_id="..", now=NOW)
+    (problem,) = key_problems("r/{jobID}/{nodeID}", compress=False, context=bad)
+    assert "is not allowed in a key" in problem
     assert problem.endswith("@ $.Params.Key")
+
+
+def test_template_length_counts_the_suffix_and_fixed_width_placeholders():
+    """A template that can only render too long fails validation, not publish."""
+    assert key_template_problems("a" * 1024, compress=False) != []
+    assert key_template_problems("a" * 1018, compress=True) != []
+    assert key_template_problems("{date}" * 200, compress=False) != []
+    assert key_template_problems("a" * 1023, compress=False) == []
+
+
+@pytest.mark.parametrize("char", ["\x85", "\u2028", "\x9b"])
+def test_c1_controls_and_line_separators_are_refused(char):
+    """Unicode control characters beyond ASCII are control characters too."""
+    assert check_key(f"a{char}b/") != []
+    with pytest.raises(SpecError, match="is not allowed in a key"):
+        render_key("{jobID}", PublishContext(job_id=f"x{char}", now=NOW), compress=False)
+
+
+def test_a_manifest_key_over_the_limit_is_refused():
+    """The manifest's key obeys the length limit too."""
+    prefix = "a/" * 509 + "b/"
+    with pytest.raises(PublishError, match="the manifest"):
+        result_keys(prefix, ["f"])
 
 
 def test_manifest_sits_next_to_the_prefix():

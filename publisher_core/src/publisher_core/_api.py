@@ -15,7 +15,7 @@ from ._documents import (
     result_from_document,
     spec_from_document,
 )
-from ._download import GetReport, download
+from ._download import GetReport, download, safe_relative_path
 from ._errors import PluginError, PublisherError, PublishError, SpecError
 from ._imperative import looks_imperative, parse_imperative
 from ._models import (
@@ -76,9 +76,11 @@ def load_spec(source: SpecLike, *, registry: Registry | None = None) -> Publishe
     return spec_from_document(parse_document(_read_text(source, "spec"), what="spec"))
 
 
-def load_result(source: ResultLike) -> PublishedResult | ResultDescription:
+def load_result(
+    source: ResultLike | ResultDescription,
+) -> PublishedResult | ResultDescription:
     """A published result, or the output of ``describe --json``, from a file or mapping."""
-    if isinstance(source, PublishedResult):
+    if isinstance(source, (PublishedResult, ResultDescription)):
         return source
     doc = (
         source
@@ -218,7 +220,10 @@ def publish(
 
 
 def describe(
-    result: ResultLike, *, settings: Any = None, registry: Registry | None = None
+    result: ResultLike | ResultDescription,
+    *,
+    settings: Any = None,
+    registry: Registry | None = None,
 ) -> ResultDescription:
     """Turn a published result into download items (URLs, sizes, SHA-256, expiry)."""
     registry = registry or default_registry()
@@ -260,4 +265,13 @@ def get(
         if isinstance(result, ResultDescription)
         else describe(result, settings=settings, registry=registry)
     )
-    return download(description, Path(target if target is not None else description.name))
+    if target is None:
+        name = description.name
+        if "/" in name or name in (".", "..") or name.startswith("."):
+            raise SpecError(
+                f"result name {name!r} is not a plain directory name; pass an output directory",
+                what="description",
+            )
+        safe_relative_path(name)
+        target = name
+    return download(description, Path(target))

@@ -9,10 +9,11 @@ Every problem is collected and reported at once, each with its path.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -95,14 +96,19 @@ def _structure_path(value: Any, _: type) -> Path:
 
 
 def _structure_datetime(value: Any, _: type) -> datetime:
-    if isinstance(value, datetime):
-        return value
+    parsed: datetime | None = value if isinstance(value, datetime) else None
     if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-    raise ValueError(f"expected an ISO 8601 date-time, got {value!r}")
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed is None:
+        raise ValueError(f"expected an ISO 8601 date-time, got {value!r}")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(f"date-time {value!r} needs a time zone, e.g. a trailing Z for UTC")
+    return parsed.astimezone(timezone.utc)
+
+
+def _unstructure_datetime(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _make_converter() -> cattrs.Converter:
@@ -113,7 +119,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Path, _structure_path)
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_unstructure_hook(Path, str)
-    conv.register_unstructure_hook(datetime, lambda d: d.isoformat().replace("+00:00", "Z"))
+    conv.register_unstructure_hook(datetime, _unstructure_datetime)
     return conv
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -27,7 +28,25 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _StrictLoader(_Loader):  # type: ignore[valid-type,misc]
-    """A safe loader that refuses duplicate keys instead of keeping the last one."""
+    """A safe loader for specs and results.
+
+    It refuses duplicate keys instead of keeping the last one, and resolves plain scalars
+    as YAML 1.2 would for our purposes: only ``true``/``false`` are bools and ``null``/``~``
+    null; everything else stays a string (``yes`` is not a bool, ``0755`` not an octal
+    int, ``2023-09-26`` not a date), and the converter types it strictly.
+    """
+
+
+_KEEP_TAGS = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:merge"}
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag in _KEEP_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -50,12 +69,27 @@ _StrictLoader.add_constructor(
 )
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(f"duplicate key {key!r} in a JSON object")
+        result[key] = value
+    return result
+
+
 def parse_document(text: str, *, what: str = "spec") -> Any:
     """Parse YAML or JSON text (JSON is tried first when it looks like JSON)."""
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_unique_object)
+        except _DuplicateKeyError as exc:
+            raise SpecError(str(exc), what=what) from None
         except json.JSONDecodeError as exc:
             if stripped.startswith("["):
                 raise SpecError(
@@ -84,12 +118,20 @@ def _split_shape(doc: Any, what: str) -> tuple[str, Mapping[str, Any]]:
     type_value: Any = None
     params: Any = None
     flat: dict[str, Any] = {}
+    seen: dict[str, str] = {}
     for key, value in doc.items():
         if not isinstance(key, str):
             problems.append(f"keys must be strings, got {key!r} @ $")
-        elif normalize_name(key) == "type":
+            continue
+        norm = normalize_name(key)
+        if norm in ("type", "params"):
+            if norm in seen:
+                problems.append(f"{key!r} given twice (also as {seen[norm]!r}) @ $.{key}")
+                continue
+            seen[norm] = key
+        if norm == "type":
             type_value = value
-        elif normalize_name(key) == "params":
+        elif norm == "params":
             params = value
         else:
             flat[key] = value

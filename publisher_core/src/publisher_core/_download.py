@@ -2,8 +2,8 @@
 
 Every item is fetched (``file``, ``http``, ``https``) into a staging directory beside the
 target and checked against its recorded size and SHA-256 before anything is extracted.
-Archives are extracted with tarfile's ``data`` filter (no absolute paths, no ``..``, no
-links leading out, no devices). Only a tree that fully checked out is renamed to the
+Archives are extracted by ``extract_archive`` (no absolute paths, no ``..``, no links
+leading out, no devices). Only a tree that fully checked out is renamed to the
 target; on any failure the staging directory is removed and the target is untouched.
 """
 
@@ -28,12 +28,14 @@ from ._errors import (
     DownloadError,
     IntegrityError,
     PublisherError,
+    SpecError,
     TargetExistsError,
     UnsafePathError,
 )
+from ._extract import extract_archive
 from ._models import DownloadItem, ResultDescription, redact_url
 
-__all__ = ["GetReport", "download", "safe_relative_path"]
+__all__ = ["GetReport", "check_url", "download", "safe_relative_path"]
 
 _CHUNK = 1 << 20
 _TIMEOUT = 60.0
@@ -48,6 +50,25 @@ class GetReport:
     bytes: int
     verified: int
     unverified: int
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL ``get`` cannot or must not fetch, without quoting its query string."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise SpecError(f"malformed URL {redact_url(url)}", what="description") from None
+    if parts.scheme not in ("file", "http", "https"):
+        raise SpecError(
+            f"unsupported URL scheme {parts.scheme!r} in {redact_url(url)}; "
+            "expected http, https or file",
+            what="description",
+        )
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise SpecError(
+            f"URL {redact_url(url)} contains spaces or control characters", what="description"
+        )
 
 
 def safe_relative_path(path: str) -> str:
@@ -75,7 +96,8 @@ def _open_url(url: str, timeout: float) -> Iterator[BinaryIO]:
         except FileNotFoundError:
             raise DownloadError(f"{shown}: no such file") from None
         return
-    import urllib.error  # only `get` over HTTP pays for http.client and ssl
+    import http.client  # only `get` over HTTP pays for http.client and ssl
+    import urllib.error
     import urllib.request
 
     if parts.scheme not in ("http", "https"):
@@ -87,9 +109,11 @@ def _open_url(url: str, timeout: float) -> Iterator[BinaryIO]:
     except urllib.error.HTTPError as exc:
         exc.close()
         raise DownloadError(f"GET {shown} failed: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DownloadError(f"GET {shown} failed: {reason}") from None
+    except urllib.error.URLError as exc:
+        raise DownloadError(f"GET {shown} failed: {exc.reason}") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        # Their messages may quote the URL, query string included: name only the type.
+        raise DownloadError(f"GET {shown} failed: {type(exc).__name__}") from None
     with response:
         yield response
 
@@ -129,37 +153,6 @@ def _fetch(item: DownloadItem, dest: Path, timeout: float) -> bool:
     return True
 
 
-def _extract(archive: Path, tree: Path) -> tuple[int, int]:
-    import tarfile
-
-    data_filter = getattr(tarfile, "data_filter", None)
-    if data_filter is None:  # Python < 3.10.12 / 3.11.4
-        raise DownloadError("extracting archives safely needs Python 3.10.12 or 3.11.4 or newer")
-    files = size = 0
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:
-                if member.name.startswith("/") or ".." in member.name.split("/"):
-                    raise UnsafePathError(
-                        f"archive entry {member.name!r} is absolute or contains '..'; refusing it"
-                    )
-                try:
-                    safe = data_filter(member, str(tree))
-                except tarfile.FilterError as exc:
-                    raise UnsafePathError(f"archive entry {member.name!r}: {exc}") from None
-                if safe is None:
-                    continue
-                tar.extract(safe, tree, set_attrs=True, filter="fully_trusted")
-                if safe.isfile():
-                    files += 1
-                    size += safe.size
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, UnsafePathError):
-            raise
-        raise DownloadError(f"archive is not a readable .tar.gz: {exc}") from None
-    return files, size
-
-
 def _check_target(target: Path) -> None:
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise TargetExistsError(f"{target} exists and is not a directory; choose another -o DIR")
@@ -186,6 +179,7 @@ def download(
     now = now or datetime.now(timezone.utc)
     seen: set[str] = set()
     for item in description.items:
+        check_url(item.url)
         if not item.archive:
             if item.path in seen:
                 raise UnsafePathError(f"item path {item.path!r} appears twice; refusing it")
@@ -221,7 +215,7 @@ def download(
             local = staging / f"archive-{index}.tar.gz"
             checked = _fetch(item, local, timeout)
             verified, unverified = verified + checked, unverified + (not checked)
-            extracted_files, extracted_bytes = _extract(local, tree)
+            extracted_files, extracted_bytes = extract_archive(local, tree)
             local.unlink()
             count += extracted_files
             total += extracted_bytes

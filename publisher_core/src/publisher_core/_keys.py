@@ -43,7 +43,7 @@ ARCHIVE_SUFFIXES: Final = (".tar.gz", ".tgz")
 MANIFEST_SUFFIX: Final = ".manifest.json"
 
 _TOKEN = re.compile(r"\{([^{}]*)\}|[{}]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, C1, line separators
 _KNOWN = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
 
 
@@ -60,8 +60,17 @@ def _placeholder_values(context: PublishContext) -> dict[str, str | None]:
 _OPTION_FOR = {"jobID": "--job-id", "executionID": "--execution-id", "nodeID": "--node-id"}
 
 
-def _substitute(template: str, values: dict[str, str | None] | None) -> tuple[str, list[str]]:
-    """Replace placeholders; with ``values`` None each becomes a neutral stand-in."""
+_STAND_INS = {"jobID": "x", "executionID": "x", "nodeID": "x", "date": "00000000", "time": "000000"}
+
+
+def _substitute(
+    template: str, values: dict[str, str | None], *, stand_ins: bool
+) -> tuple[str, list[str]]:
+    """Replace placeholders by ``values``.
+
+    A missing value is a problem, or, with ``stand_ins``, replaced by a stand-in of the
+    shortest length the value can have.
+    """
     problems: list[str] = []
     out: list[str] = []
     pos = 0
@@ -80,10 +89,10 @@ def _substitute(template: str, values: dict[str, str | None] | None) -> tuple[st
             hint = hint.replace("'", "{", 1).replace("'", "}", 1) if hint else ""
             problems.append(f"unknown placeholder {{{name}}}{hint}; known: {_KNOWN}")
             continue
-        if values is None:
-            out.append("x")
+        value = values.get(name)
+        if value is None and stand_ins:
+            out.append(_STAND_INS[name])
             continue
-        value = values[name]
         if value is None or value == "":
             option = _OPTION_FOR.get(name)
             how = f" (pass {option})" if option else ""
@@ -137,20 +146,21 @@ def _apply_suffix(key: str, compress: bool) -> tuple[str, list[str]]:
     return (key if key.endswith("/") else key + "/"), []
 
 
-def key_template_problems(template: str, *, compress: bool) -> list[str]:
-    """Problems of a key template on its own, before any placeholder value is known."""
+def key_template_problems(
+    template: str, *, compress: bool, context: PublishContext | None = None
+) -> list[str]:
+    """Problems of a key template, checking only the placeholder values that are known.
+
+    Values missing from ``context`` (all of them without one) are replaced by stand-ins of
+    their shortest length, so a key that is too long is caught before any value is known.
+    """
     if not template:
         return ["key must not be empty"]
-    stand_in, problems = _substitute(template, None)
-    if problems:
-        return problems
-    key, problems = _apply_suffix(stand_in, compress)
-    if problems:
-        return problems
-    literal = len(_TOKEN.sub("", template).encode("utf-8", "surrogatepass"))
-    if literal > MAX_KEY_BYTES:
-        return [f"key is at least {literal} UTF-8 bytes; the limit is {MAX_KEY_BYTES}"]
-    return [p for p in check_key(key) if "UTF-8 bytes" not in p]
+    values = _placeholder_values(context) if context is not None else {}
+    key, problems = _substitute(template, values, stand_ins=True)
+    if not problems:
+        key, problems = _apply_suffix(key, compress)
+    return problems or check_key(key)
 
 
 def render_key(
@@ -162,7 +172,7 @@ def render_key(
     """
     if not template:
         raise SpecError(f"key must not be empty @ {path}")
-    key, problems = _substitute(template, _placeholder_values(context))
+    key, problems = _substitute(template, _placeholder_values(context), stand_ins=False)
     if not problems:
         key, problems = _apply_suffix(key, compress)
     if not problems:
@@ -192,6 +202,7 @@ def result_keys(key: str, file_paths: Iterable[str]) -> list[str]:
         return [key]
     keys = [key + path for path in file_paths]
     problems = [f"{k[len(key) :]}: {p}" for k in keys for p in check_key(k)]
+    problems += [f"the manifest: {p}" for p in check_key(manifest_key(key))]
     if problems:
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise PublishError(
@@ -209,12 +220,8 @@ def key_problems(
 ) -> list[str]:
     """What ``validate_spec`` reports about a key, each problem ending in `` @ path``.
 
-    Without a context only the template is checked; with one, the rendered key.
+    The template is always checked; placeholder values only where ``context`` has them
+    (a missing value is reported when the key is rendered, at publish time).
     """
-    if context is None:
-        return [f"{p} @ {path}" for p in key_template_problems(template, compress=compress)]
-    try:
-        render_key(template, context, compress=compress, path=path)
-    except SpecError as exc:
-        return list(exc.problems)
-    return []
+    problems = key_template_problems(template, compress=compress, context=context)
+    return [f"{p} @ {path}" for p in problems]

@@ -65,9 +65,16 @@ class Publisher:
         """Call one hook on this publisher (and wrappers), with the given arguments."""
         if not self.implements(hook_name):
             raise PluginError(f"publisher {self.type!r} does not implement {hook_name}")
-        others = [p for p in self._registry.loaded_plugins() if p is not self.plugin]
-        caller = self._registry.plugin_manager.subset_hook_caller(hook_name, others)
-        return caller(**kwargs)
+        pm = self._registry.plugin_manager
+        # Keep this publisher's implementation and every wrapper; drop every other plain
+        # implementation, whether from another publisher or a host plugin, so nothing else
+        # can answer a firstresult hook in its place.
+        others = [
+            impl.plugin
+            for impl in getattr(pm.hook, hook_name).get_hookimpls()
+            if impl.plugin is not self.plugin and not (impl.wrapper or impl.hookwrapper)
+        ]
+        return pm.subset_hook_caller(hook_name, others)(**kwargs)
 
 
 @attrs.define
@@ -232,27 +239,28 @@ class Registry:
             return
         try:
             plugin = entry.load()
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit from a plugin must not end the host
             entry.status, entry.error = "failed", f"import failed: {_one_line(exc)}"
             return
         pm = self.plugin_manager
+        name = f"publisher:{entry.type}"
         try:
-            pm.register(plugin, name=f"publisher:{entry.type}")
+            pm.register(plugin, name=name)
             pm.check_pending()
-        except (pluggy.PluginValidationError, ValueError) as exc:
-            if pm.is_registered(plugin) and pm.get_name(plugin) == f"publisher:{entry.type}":
+            info_impls = [i for i in pm.hook.publisher_info.get_hookimpls() if i.plugin is plugin]
+            info = info_impls[0].function() if info_impls else None
+            if not isinstance(info, PublisherInfo):
+                raise TypeError(
+                    f"publisher_info must return a PublisherInfo, got {type(info).__name__}"
+                )
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            if pm.is_registered(plugin) and pm.get_name(plugin) == name:
                 pm.unregister(plugin)
             entry.status, entry.error = "failed", f"invalid plugin: {_one_line(exc)}"
-            return
-        info_impls = [i for i in pm.hook.publisher_info.get_hookimpls() if i.plugin is plugin]
-        info = info_impls[0].function() if info_impls else None
-        if not isinstance(info, PublisherInfo):
-            pm.unregister(plugin)
-            entry.status = "failed"
-            entry.error = (
-                "invalid plugin: publisher_info must return a PublisherInfo, "
-                f"got {type(info).__name__}"
-            )
             return
         entry.status = "ok"
         entry.publisher = Publisher(entry.type, plugin, info, self)
