@@ -229,3 +229,20 @@ def test_run_in_process_returns_exit_codes(tmp_path, monkeypatch):
     assert run(["validate", "local://k"]) == 0
     assert run(["validate", "local://{x}"]) == 2
     assert os.listdir(tmp_path) == []
+
+
+def test_describe_accepts_its_own_output(cli, source, tmp_path):
+    """describe of a describe --json document prints it again instead of failing."""
+    published = cli("publish", "local://d", str(source))
+    described = cli("describe", "-", "--json", stdin=published.out)
+    again = cli("describe", "-", "--json", stdin=described.out)
+    assert again.code == 0, again.err
+    assert json.loads(again.out) == json.loads(described.out)
+
+
+def test_validate_checks_only_the_ids_given(cli):
+    """--job-id alone does not demand --execution-id (DESIGN 3.1)."""
+    assert cli("validate", "local://{jobID}/{executionID}", "--job-id", "j1").code == 0
+    bad = cli("validate", "local://{jobID}/{executionID}", "--execution-id", "..")
+    assert bad.code == 2
+    assert "is not allowed in a key" in bad.err

@@ -73,8 +73,8 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(SpecError) as info:
         structure_params({"Compress": "maybe", "Bukcet": "b"}, S3Params)
     problems = info.value.problems
-    assert len(problems) == 3, problems
-    assert "3 problems" in str(info.value)
+    assert len(problems) == 4, problems
+    assert "4 problems" in str(info.value)
     assert "\n" not in str(info.value)
 
 

@@ -18,9 +18,11 @@ from publisher_core import (
     DownloadItem,
     IntegrityError,
     ResultDescription,
+    SpecError,
     TargetExistsError,
     UnsafePathError,
     download,
+    get,
     sha256_b64,
 )
 
@@ -224,3 +226,103 @@ def test_conflicting_item_paths_are_refused(tmp_path):
     with pytest.raises(DownloadError, match="rebuilding the result failed"):
         download(ResultDescription(type="t", name="n", items=nested), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def hostile(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
+    archive = tmp_path / "evil.tar.gz"
+    archive.write_bytes(tar_gz(members))
+    item = item_for(archive, "evil.tar.gz", archive=True)
+    with pytest.raises(UnsafePathError, match="refusing the archive"):
+        download(ResultDescription(type="t", name="e", items=(item,)), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_long_symlink_chain_cannot_lead_a_file_outside(tmp_path):
+    """The realpath-overflow escape (CVE-2025-4517 class) is refused from names alone."""
+    members = []
+    path = ""
+    comp = "d" * 247
+    for step in "abcdefghijklmnop":
+        members.append(member(f"{path}{comp}", tarfile.DIRTYPE))
+        members.append(member(f"{path}{step}", tarfile.SYMTYPE, link=comp))
+        path = f"{path}{comp}/"
+    chain = "/".join("abcdefghijklmnop") + "/" + "l" * 254
+    members.append(member(chain, tarfile.SYMTYPE, link="../" * 16))
+    members.append(member("escape", tarfile.SYMTYPE, link=chain + "/../.."))
+    members.append(member("escape/PWNED", data=b"outside"))
+    hostile(tmp_path, members)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_member_below_a_symlink_is_refused(tmp_path):
+    """Nothing is written through a link, even one pointing inside the tree."""
+    hostile(
+        tmp_path,
+        [
+            member("dir", tarfile.DIRTYPE),
+            member("l", tarfile.SYMTYPE, link="dir"),
+            member("l/file", data=b"x"),
+        ],
+    )
+
+
+def test_a_symlink_through_another_symlink_is_refused(tmp_path):
+    """b -> '.' plus a -> 'b/../x' would leave the tree once b is followed."""
+    hostile(
+        tmp_path,
+        [member("a", tarfile.SYMTYPE, link="b/../x"), member("b", tarfile.SYMTYPE, link=".")],
+    )
+
+
+def test_duplicate_members_are_refused(tmp_path):
+    """An archive naming one path twice is refused rather than silently overwritten."""
+    hostile(tmp_path, [member("a.txt", data=b"1"), member("./a.txt", data=b"2")])
+
+
+def test_links_inside_the_tree_are_extracted(tmp_path):
+    """Ordinary relative links and hard links to earlier files are fine."""
+    archive = tmp_path / "ok.tar.gz"
+    archive.write_bytes(
+        tar_gz(
+            [
+                member("./", tarfile.DIRTYPE),
+                member("./d", tarfile.DIRTYPE),
+                member("./d/f.txt", data=b"f"),
+                member("./up", tarfile.SYMTYPE, link="d/f.txt"),
+                member("./d/side", tarfile.SYMTYPE, link="../up-target"),
+                member("./hard", tarfile.LNKTYPE, link="d/f.txt"),
+            ]
+        )
+    )
+    item = item_for(archive, "ok.tar.gz", archive=True)
+    download(ResultDescription(type="t", name="ok", items=(item,)), tmp_path / "out")
+    assert (tmp_path / "out" / "up").read_bytes() == b"f"
+    assert (tmp_path / "out" / "hard").read_bytes() == b"f"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/obj?X-Amz-Signature=SECRETSIG&a=b c",
+        "http://[::1/obj?X-Amz-Signature=SECRETSIG",
+        "http://127.0.0.1:99999/obj?X-Amz-Signature=SECRETSIG",
+        "ftp://host/obj?X-Amz-Signature=SECRETSIG",
+    ],
+)
+def test_malformed_urls_are_refused_without_their_secrets(tmp_path, url):
+    """A bad URL is an invalid description; its query string never appears."""
+    item = DownloadItem(path="a", url=url, size=1)
+    with pytest.raises(SpecError) as info:
+        download(ResultDescription(type="t", name="n", items=(item,)), tmp_path / "out")
+    assert "SECRETSIG" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["../escaped", "/tmp/abs", "a/b", ".hidden", ".."])
+def test_the_default_target_must_be_a_plain_name(tmp_path, monkeypatch, name):
+    """get without -o never trusts a result's Name as a path."""
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "s"
+    source.write_bytes(b"s")
+    description = ResultDescription(type="t", name=name, items=(item_for(source, "s"),))
+    with pytest.raises(SpecError, match="not a plain directory name"):
+        get(description)

@@ -37,6 +37,7 @@ def parse(text: str) -> PublisherSpec:
         ("s3,target=s3://b/deep/key/path", {"Bucket": "b", "Key": "deep/key/path"}),
         ("s3,dst=s3://b/k", {"Bucket": "b", "Key": "k"}),
         ("s3,destination=s3://b/k", {"Bucket": "b", "Key": "k"}),
+        ("S3,target=s3://b/k", {"Bucket": "b", "Key": "k"}),
         ("s3://b/k,option=region=eu-west-1", {"Bucket": "b", "Key": "k", "region": "eu-west-1"}),
         ("s3://b/k,opt=encoding=gzip", {"Bucket": "b", "Key": "k", "Compress": True}),
         ("s3://b/k,opt=encoding=PLAIN", {"Bucket": "b", "Key": "k", "Compress": False}),
@@ -51,7 +52,7 @@ def test_seed_forms(text, params):
     """Every form of the seed's -p flag parses to Type + params."""
     spec = parse(text)
     assert spec.params == params
-    assert spec.type in ("s3", "local")
+    assert spec.type.lower() in ("s3", "local")
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import tarfile
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -139,27 +140,55 @@ def test_a_failing_publish_leaves_nothing_behind(result_dir, root, compress):
     assert [p for p in root.rglob("*") if p.is_file()] == []
 
 
+def scan_then(change: Any) -> Any:
+    """scan_tree as the local publisher calls it, with ``change`` applied right after."""
+    import publisher_local._plugin as plugin
+    from publisher_core import scan_tree
+
+    def scan(source, **kwargs):
+        entries = scan_tree(source, **kwargs)
+        change(source)
+        return entries
+
+    return plugin, scan
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_a_file_vanishing_mid_publish_leaves_nothing_behind(
     result_dir, root, compress, monkeypatch
 ):
-    """A read error during the copy removes what was written so far."""
-    import builtins
+    """A file deleted between scan and copy fails the publish and leaves nothing behind."""
+    plugin, scan = scan_then(lambda src: (src / "nested" / "deeper" / "deepest.bin").unlink())
+    monkeypatch.setattr(plugin, "scan_tree", scan)
+    with pytest.raises(PublishError, match=r"deepest\.bin: cannot open"):
+        publish(spec("vanish/{jobID}", compress), result_dir, context=PublishContext(job_id="j"))
+    assert list(root.rglob("*")) == []
 
-    real_open = builtins.open
 
-    def flaky_open(file, mode="r", *args, **kwargs):
-        if str(file).endswith("deepest.bin") and "r" in mode:
-            raise FileNotFoundError(2, "No such file or directory", str(file))
-        return real_open(file, mode, *args, **kwargs)
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_file_swapped_for_a_link_after_the_scan_is_not_followed(
+    result_dir, root, compress, monkeypatch
+):
+    """Replacing a scanned file by a link to a host file publishes nothing from outside."""
 
-    monkeypatch.setattr(builtins, "open", flaky_open)
-    with pytest.raises(PublishError, match="No such file or directory"):
-        publish(spec("vanish", compress), result_dir)
-    monkeypatch.undo()
-    leftovers = [p for p in root.rglob("*") if not p.is_dir()]
-    assert leftovers == []
-    assert not (root / "vanish").exists()
+    def swap(src: Path) -> None:
+        (src / "empty.txt").unlink()
+        os.symlink("/etc/hostname", src / "empty.txt")
+
+    plugin, scan = scan_then(swap)
+    monkeypatch.setattr(plugin, "scan_tree", scan)
+    with pytest.raises(PublishError, match=r"empty\.txt: (cannot open|was replaced)"):
+        publish(spec("swap", compress), result_dir)
+    assert list(root.rglob("*")) == []
+
+
+def test_a_result_cannot_be_published_inside_another(result_dir, root):
+    """A directory result's prefix holds exactly its own files."""
+    publish(spec("r1", False), result_dir)
+    for compress in (False, True):
+        with pytest.raises(PublishError, match="lies inside the directory result"):
+            publish(spec("r1/inner", compress), result_dir)
+    assert not (root / "r1" / "inner").exists()
 
 
 def test_placeholder_values_cannot_escape_the_root(result_dir, root, tmp_path):

@@ -154,3 +154,56 @@ def test_validate_uses_the_plugins_checks():
         validate({"Type": "local", "Key": "{jobID}"}, context=PublishContext(job_id="j")).params.key
         == "{jobID}"
     )
+
+
+def test_a_host_plugin_cannot_answer_in_place_of_the_publisher(tmp_path: Path):
+    """A plain (non-wrapper) host implementation never takes over dispatch."""
+
+    class Hijacker:
+        @hookimpl
+        def publish(self):
+            raise AssertionError("a host's plain hook must not be called")
+
+    registry = Registry(publishers={"local": publisher_local})
+    registry.get("local")
+    registry.add_plugin(Hijacker())
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "f").write_text("x")
+    result = publish(
+        {"Type": "local", "Key": "k"},
+        source,
+        registry=registry,
+        settings={"root": str(tmp_path / "root")},
+    )
+    assert result.type == "local"
+
+
+def test_publisher_info_raising_is_isolated():
+    """A plugin whose publisher_info raises is failed, not fatal to list."""
+
+    @hookimpl
+    def publisher_info():
+        raise RuntimeError("boom")
+
+    registry = Registry(
+        publishers={
+            "local": publisher_local,
+            "boom": module_plugin("boom", publisher_info=publisher_info),
+        }
+    )
+    rows = {r.type: r for r in registry.statuses()}
+    assert rows["boom"].status == "failed"
+    assert rows["boom"].error == "invalid plugin: RuntimeError: boom"
+    assert rows["local"].status == "ok"
+
+
+def test_a_plugin_calling_sys_exit_on_import_is_isolated(tmp_path, monkeypatch):
+    """SystemExit from an import is a failed plugin, not the end of the host."""
+    (tmp_path / "exiting_plugin.py").write_text("raise SystemExit('plugin needs libfoo')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    exits = EntryPoint(name="exits", value="exiting_plugin", group=ENTRY_POINT_GROUP)
+    registry = Registry([exits], publishers={"local": publisher_local})
+    rows = {r.type: r for r in registry.statuses()}
+    assert rows["exits"].error == "import failed: SystemExit: plugin needs libfoo"
+    assert rows["local"].status == "ok"

@@ -54,7 +54,7 @@ from ._models import (
 )
 from ._registry import ENTRY_POINT_GROUP, Publisher, PublisherStatus, Registry
 from ._settings import load_settings
-from ._tree import TreeEntry, empty_directories, scan_tree
+from ._tree import TreeEntry, empty_directories, open_entry, scan_tree
 from .hookspecs import hookimpl
 
 __all__ = [
@@ -104,6 +104,7 @@ __all__ = [
     "load_settings",
     "load_spec",
     "manifest_key",
+    "open_entry",
     "parse_document",
     "parse_imperative",
     "plan",

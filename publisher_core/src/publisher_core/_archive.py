@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from ._tree import TreeEntry
+from ._tree import TreeEntry, open_entry
 
 if TYPE_CHECKING:
     import tarfile
@@ -121,7 +121,7 @@ def write_archive(entries: list[TreeEntry], sink: BinarySink, *, level: int = 6)
             if entry.kind != "file":
                 tar.addfile(_tarinfo(entry))
                 continue
-            with open(entry.source, "rb") as handle:
+            with open_entry(entry) as handle:
                 size = os.fstat(handle.fileno()).st_size
                 info = _tarinfo(attrs.evolve(entry, size=size))
                 tar.addfile(info, handle)

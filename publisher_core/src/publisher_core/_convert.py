@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import attrs
 import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.v import format_exception as _cattrs_format_exception
 
 from ._errors import SpecError
@@ -128,24 +128,16 @@ converter: cattrs.Converter = _make_converter()
 
 
 def _format_problem(exc: BaseException) -> str:
-    if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, ForbiddenExtraKeysError):
-        return str(exc)
+    if isinstance(exc, (ValueError, TypeError)):
+        return " ".join(str(exc).split())
     return _cattrs_format_exception(exc, None)
 
 
-def _field_problems(
-    exc: ClassValidationError, path: str, locate: Callable[[str], str]
-) -> list[str]:
-    problems: list[str] = []
-    for sub in exc.exceptions:
-        names = [
-            note.name
-            for note in getattr(sub, "__notes__", [])
-            if hasattr(note, "name") and isinstance(note.name, str)
-        ]
-        at = locate(names[0]) if names else path
-        problems.append(f"{_format_problem(sub)} @ {at}")
-    return problems
+@functools.cache
+def _resolved_types(cls: Any) -> dict[str, Any]:
+    """Field name -> type, with string annotations resolved."""
+    attrs.resolve_types(cls)
+    return {f.name: f.type for f in attrs_fields(cls)}
 
 
 def structure_params(
@@ -170,6 +162,7 @@ def structure_params(
             [*problems, f"expected a mapping of parameters, got {data!r} @ {path}"], what=what
         )
     fields = {f.name: capital_name(f.name) for f in attrs_fields(cls)}
+    field_types = _resolved_types(cast("Hashable", cls))
     locate = where or (lambda name: f"{path}.{fields[name]}")
     by_norm = {normalize_name(capital): name for name, capital in fields.items()}
     known = list(fields.values())
@@ -193,18 +186,19 @@ def structure_params(
         seen[field_name] = name
         if value is None:
             continue  # an explicit null means "not given"
-        values[field_name] = value
+        try:  # field by field, so every ill-typed value is reported with the rest
+            values[field_name] = converter.structure(value, field_types[field_name])
+        except Exception as exc:
+            problems.append(f"{_format_problem(exc)} @ {locate(field_name)}")
     for field in attrs_fields(cls):
-        if field.default is attrs.NOTHING and field.name not in values:
+        if field.default is attrs.NOTHING and field.name not in seen:
             problems.append(f"missing required parameter {fields[field.name]!r} @ {path}")
     if problems:
         raise SpecError(problems, what=what)
     try:
-        return converter.structure(values, cls)
-    except ClassValidationError as exc:
-        raise SpecError(_field_problems(exc, path, locate), what=what) from None
+        return cls(**values)
     except (ValueError, TypeError) as exc:  # raised by an attrs validator
-        raise SpecError(f"{exc} @ {path}", what=what) from None
+        raise SpecError(f"{_format_problem(exc)} @ {path}", what=what) from None
 
 
 def unstructure_params(obj: Any) -> dict[str, Any]:

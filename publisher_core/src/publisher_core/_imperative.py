@@ -84,7 +84,11 @@ def parse_imperative(
             uri = value
         else:
             problems.append(f"unexpected field {field!r}; expected opt=NAME=VALUE or target=URI")
-    if uri is not None and bare_type is not None and not uri.startswith(bare_type + "://"):
+    if (
+        uri is not None
+        and bare_type is not None
+        and not uri.lower().startswith(bare_type.lower() + "://")
+    ):
         problems.append(f"destination {uri!r} does not match the Type {bare_type!r}")
     uri = uri or bare_type
     if not uri:

@@ -43,11 +43,11 @@ def redact_url(url: str) -> str:
     """
     try:
         parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
     except ValueError:
         return "<unparseable URL>"
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
     query = "<redacted>" if parts.query else ""
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
 

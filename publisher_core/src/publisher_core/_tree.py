@@ -11,15 +11,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import attrs
 
 from ._errors import PublishError, SpecError
 
-__all__ = ["TreeEntry", "scan_tree"]
+__all__ = ["TreeEntry", "empty_directories", "open_entry", "scan_tree"]
 
 _MAX_SHOWN = 10
 
@@ -40,6 +39,8 @@ class TreeEntry:
     mode: int = 0o644
     mtime: int = 0
     link: str | None = None
+    identity: tuple[int, int] | None = None
+    """``(st_dev, st_ino)`` of a file when scanned; :func:`open_entry` checks it."""
 
 
 def _kind_of(mode: int) -> str:
@@ -113,6 +114,7 @@ class _Scanner:
                 size=st.st_size,
                 mode=stat.S_IMODE(st.st_mode),
                 mtime=int(st.st_mtime),
+                identity=(st.st_dev, st.st_ino),
             )
         )
 
@@ -195,12 +197,27 @@ def scan_tree(source: Path, *, follow_links: bool) -> list[TreeEntry]:
     return scanner.entries
 
 
-def iter_files(entries: list[TreeEntry]) -> Iterator[TreeEntry]:
-    """The regular files among ``entries``."""
-    return (e for e in entries if e.kind == "file")
-
-
 def empty_directories(entries: list[TreeEntry]) -> list[str]:
     """Relative paths of directories with no entries below them."""
     parents = {e.path.rsplit("/", 1)[0] for e in entries if "/" in e.path}
     return [e.path for e in entries if e.kind == "dir" and e.path not in parents]
+
+
+def open_entry(entry: TreeEntry) -> BinaryIO:
+    """Open a scanned file for reading, refusing it if it was replaced since the scan.
+
+    The path is opened without following a final symlink and must still be the same
+    regular file (device and inode) the scan saw, so swapping a file for a link to
+    something outside the result between scan and read publishes nothing from outside.
+    """
+    try:
+        fd = os.open(entry.source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise PublishError(f"{entry.path}: cannot open ({exc.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (
+        entry.identity is not None and (st.st_dev, st.st_ino) != entry.identity
+    ):
+        os.close(fd)
+        raise PublishError(f"{entry.path}: was replaced while publishing; nothing was published")
+    return os.fdopen(fd, "rb")

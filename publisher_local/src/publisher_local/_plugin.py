@@ -8,11 +8,13 @@ neither ever replaces an existing result.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -35,6 +37,7 @@ from publisher_core import (
     hookimpl,
     key_problems,
     manifest_key,
+    open_entry,
     render_key,
     result_keys,
     scan_tree,
@@ -129,6 +132,33 @@ def _destination(root: Path, key: str) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def _placement(root: Path, key: str) -> Iterator[Path]:
+    """The destination of ``key``, with its parent directories made; undone on failure.
+
+    Refuses a destination that exists, or that lies inside another directory result
+    (whose prefix must hold exactly its own files). Parent directories this publish
+    created are removed again if the publish fails.
+    """
+    target = _destination(root, key)
+    _refuse_existing(target, root / manifest_key(key) if key.endswith("/") else target)
+    for ancestor in target.relative_to(root).parents:
+        if ancestor != Path(".") and (root / manifest_key(f"{ancestor}/")).exists():
+            raise PublishError(
+                f"key {key!r} lies inside the directory result {root / ancestor}; "
+                "choose a key outside it"
+            )
+    created = [p for p in reversed(target.parents) if not p.exists()]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield target
+    except BaseException:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if still empty
+        raise
+
+
 def _refuse_existing(*paths: Path) -> None:
     for path in paths:
         if path.exists() or path.is_symlink():
@@ -158,7 +188,7 @@ def plan_publish(
 def _copy_file(entry: TreeEntry, dst: Path) -> ManifestFile:
     digest = hashlib.sha256()
     size = 0
-    with open(entry.source, "rb") as src, open(dst, "xb") as out:
+    with open_entry(entry) as src, open(dst, "xb") as out:
         while chunk := src.read(_CHUNK):
             digest.update(chunk)
             out.write(chunk)
@@ -184,34 +214,41 @@ def _link_into_place(tmp: Path, target: Path) -> None:
     tmp.unlink()
 
 
+def _write_new_file(data: bytes, target: Path) -> None:
+    """Write ``data`` to a temporary file beside ``target`` and link it into place."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        _link_into_place(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _publish_directory(entries: list[TreeEntry], root: Path, key: str) -> PublishedResult:
     files = [e for e in entries if e.kind == "file"]
     result_keys(key, [e.path for e in files])  # every file's key must be valid
-    target = _destination(root, key)
     manifest_path = root / manifest_key(key)
-    _refuse_existing(target, manifest_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    placed = False
-    try:
-        copied: list[ManifestFile] = []
-        for entry in entries:
-            if entry.kind == "dir":
-                (tmp / entry.path).mkdir()
-            else:
-                copied.append(_copy_file(entry, tmp / entry.path))
-        manifest = Manifest.build(copied, empty_directories(entries))
-        data = manifest.to_bytes()
-        _refuse_existing(target)
-        os.rename(tmp, target)
-        placed = True
-        fd, manifest_tmp = tempfile.mkstemp(prefix=f".{manifest_path.name}.tmp-", dir=target.parent)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        _link_into_place(Path(manifest_tmp), manifest_path)
-    except BaseException:
-        shutil.rmtree(target if placed else tmp, ignore_errors=True)
-        raise
+    with _placement(root, key) as target:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        placed = False
+        try:
+            copied: list[ManifestFile] = []
+            for entry in entries:
+                if entry.kind == "dir":
+                    (tmp / entry.path).mkdir()
+                else:
+                    copied.append(_copy_file(entry, tmp / entry.path))
+            manifest = Manifest.build(copied, empty_directories(entries))
+            data = manifest.to_bytes()
+            _refuse_existing(target)
+            os.rename(tmp, target)
+            placed = True
+            _write_new_file(data, manifest_path)  # last: the result is complete only now
+        except BaseException:
+            shutil.rmtree(target if placed else tmp, ignore_errors=True)
+            raise
     return PublishedResult(
         type="local",
         params=unstructure_params(
@@ -228,17 +265,15 @@ def _publish_directory(entries: list[TreeEntry], root: Path, key: str) -> Publis
 
 
 def _publish_archive(entries: list[TreeEntry], root: Path, key: str, level: int) -> PublishedResult:
-    target = _destination(root, key)
-    _refuse_existing(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            summary = write_archive(entries, out, level=level)
-        _link_into_place(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _placement(root, key) as target:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                summary = write_archive(entries, out, level=level)
+            _link_into_place(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return PublishedResult(
         type="local",
         params=unstructure_params(
