@@ -151,6 +151,42 @@ def _call_plugin(
         ) from exc
 
 
+def _publish_call(
+    hook: str,
+    spec: SpecLike,
+    source: str | os.PathLike[str],
+    context: PublishContext | None,
+    settings: Any,
+    registry: Registry | None,
+) -> Any:
+    """Validate ``spec`` with ``context``, then call ``hook`` of its publisher on ``source``."""
+    registry = registry or default_registry()
+    context = context or PublishContext()
+    loaded = load_spec(spec, registry=registry)
+    publisher = registry.get(loaded.type)
+    settings_obj = _settings_for(publisher, settings)
+    validated = _validate(publisher, loaded, context, settings_obj)
+    path = _source_path(source)
+    if hook == "plan_publish" and not publisher.implements(hook):
+        raise PluginError(f"publisher {publisher.type!r} does not support dry runs")
+    result = _call_plugin(
+        publisher,
+        hook,
+        PublishError,
+        spec=validated,
+        source=path,
+        context=context,
+        settings=settings_obj,
+    )
+    expected = PublishPlan if hook == "plan_publish" else PublishedResult
+    if not isinstance(result, expected):
+        raise PluginError(
+            f"publisher {publisher.type!r} returned {type(result).__name__} from {hook}, "
+            f"expected a {expected.__name__}"
+        )
+    return result
+
+
 def plan(
     spec: SpecLike,
     source: str | os.PathLike[str],
@@ -160,24 +196,7 @@ def plan(
     registry: Registry | None = None,
 ) -> PublishPlan:
     """What :func:`publish` would write for ``source``, writing nothing."""
-    registry = registry or default_registry()
-    context = context or PublishContext()
-    loaded = load_spec(spec, registry=registry)
-    publisher = registry.get(loaded.type)
-    settings_obj = _settings_for(publisher, settings)
-    validated = _validate(publisher, loaded, context, settings_obj)
-    path = _source_path(source)
-    if not publisher.implements("plan_publish"):
-        raise PluginError(f"publisher {publisher.type!r} does not support dry runs")
-    result: PublishPlan = _call_plugin(
-        publisher,
-        "plan_publish",
-        PublishError,
-        spec=validated,
-        source=path,
-        context=context,
-        settings=settings_obj,
-    )
+    result: PublishPlan = _publish_call("plan_publish", spec, source, context, settings, registry)
     return result
 
 
@@ -195,27 +214,7 @@ def publish(
     ``{date}``/``{time}`` (default: now, no ids). ``settings`` overrides the publisher's
     operator settings (a mapping of names, or the publisher's settings instance).
     """
-    registry = registry or default_registry()
-    context = context or PublishContext()
-    loaded = load_spec(spec, registry=registry)
-    publisher = registry.get(loaded.type)
-    settings_obj = _settings_for(publisher, settings)
-    validated = _validate(publisher, loaded, context, settings_obj)
-    path = _source_path(source)
-    result = _call_plugin(
-        publisher,
-        "publish",
-        PublishError,
-        spec=validated,
-        source=path,
-        context=context,
-        settings=settings_obj,
-    )
-    if not isinstance(result, PublishedResult):
-        raise PluginError(
-            f"publisher {publisher.type!r} returned {type(result).__name__} from publish, "
-            "expected a PublishedResult"
-        )
+    result: PublishedResult = _publish_call("publish", spec, source, context, settings, registry)
     return result
 
 

@@ -168,14 +168,21 @@ def _refuse_existing(*paths: Path) -> None:
             )
 
 
+def _read(
+    spec: ValidatedSpec, source: Path, context: PublishContext
+) -> tuple[LocalParams, str, list[TreeEntry]]:
+    """The params, the final key and the result's entries, as both modes see them."""
+    params: LocalParams = spec.params
+    key = render_key(params.key, context, compress=params.compress)
+    return params, key, scan_tree(source, follow_links=not params.compress)
+
+
 @hookimpl
 def plan_publish(
     spec: ValidatedSpec, source: Path, context: PublishContext, settings: LocalSettings
 ) -> PublishPlan:
     """The paths under the root that :func:`publish` would write."""
-    params: LocalParams = spec.params
-    key = render_key(params.key, context, compress=params.compress)
-    entries = scan_tree(source, follow_links=not params.compress)
+    params, key, entries = _read(spec, source, context)
     files = [e.path for e in entries if e.kind == "file"]
     return PublishPlan(
         type="local",
@@ -293,9 +300,7 @@ def publish(
     spec: ValidatedSpec, source: Path, context: PublishContext, settings: LocalSettings
 ) -> PublishedResult:
     """Copy the result under the root (directory mode) or write one ``.tar.gz`` (archive)."""
-    params: LocalParams = spec.params
-    key = render_key(params.key, context, compress=params.compress)
-    entries = scan_tree(source, follow_links=not params.compress)
+    params, key, entries = _read(spec, source, context)
     root = _root(settings, create=True)
     try:
         if params.compress:
