@@ -17,6 +17,8 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+pytest_plugins = ["tests.s3_servers"]
+
 PLUGINS = Path(__file__).parent / "plugins"
 BIN = Path(sys.executable).parent
 

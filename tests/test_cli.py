@@ -202,13 +202,6 @@ def test_debug_shows_a_traceback(cli):
     assert debug.code == 2
 
 
-def test_s3_without_publish_hook_says_so(cli, source):
-    """A publisher lacking a hook gives a clear error, not a crash."""
-    result = cli("publish", "s3://bucket/key", str(source))
-    assert result.code == 2
-    assert "publisher 's3' does not implement publish" in result.err
-
-
 def test_help_texts_teach_by_example(cli):
     """Every command's --help has examples."""
     for command in ("list", "validate", "publish", "describe", "get"):

@@ -207,3 +207,14 @@ def test_a_plugin_calling_sys_exit_on_import_is_isolated(tmp_path, monkeypatch):
     rows = {r.type: r for r in registry.statuses()}
     assert rows["exits"].error == "import failed: SystemExit: plugin needs libfoo"
     assert rows["local"].status == "ok"
+
+
+def test_a_missing_hook_is_a_clear_plugin_error(tmp_path: Path):
+    """A publisher without a publish hook says so instead of crashing."""
+    registry = Registry(
+        publishers={
+            "infoonly": module_plugin("infoonly", publisher_info=publisher_local.publisher_info)
+        }
+    )
+    with pytest.raises(PluginError, match="publisher 'infoonly' does not implement publish"):
+        publish({"Type": "infoonly", "Key": "k"}, tmp_path, registry=registry)

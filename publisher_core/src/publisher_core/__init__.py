@@ -39,6 +39,7 @@ from ._keys import (
     manifest_key,
     render_key,
     result_keys,
+    result_name,
 )
 from ._manifest import Manifest, ManifestFile
 from ._models import (
@@ -113,6 +114,7 @@ __all__ = [
     "render_key",
     "result_from_document",
     "result_keys",
+    "result_name",
     "result_to_document",
     "safe_relative_path",
     "scan_tree",

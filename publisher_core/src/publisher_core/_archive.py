@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
@@ -21,7 +22,15 @@ from ._tree import TreeEntry, open_entry
 if TYPE_CHECKING:
     import tarfile
 
-__all__ = ["ArchiveSummary", "BinarySink", "HashingSink", "sha256_b64", "write_archive"]
+__all__ = [
+    "ArchiveSummary",
+    "BinarySink",
+    "Compressor",
+    "CompressorFactory",
+    "HashingSink",
+    "sha256_b64",
+    "write_archive",
+]
 
 _CHUNK = 1 << 20
 
@@ -59,12 +68,26 @@ class HashingSink:
         return sha256_b64(self._hash.digest())
 
 
+class Compressor(Protocol):
+    """What ``zlib.compressobj`` returns (and ``isal.isal_zlib.compressobj`` too)."""
+
+    def compress(self, data: bytes, /) -> bytes:
+        """Compress ``data``; return what is ready."""
+
+    def flush(self) -> bytes:
+        """Finish the stream; return the rest."""
+
+
+CompressorFactory = Callable[[int, int, int], Compressor]
+"""``(level, method, wbits) -> Compressor``, like ``zlib.compressobj``."""
+
+
 class _GzipSink:
     """A write-only gzip stream (one member, no mtime or file name in the header)."""
 
-    def __init__(self, sink: BinarySink, level: int) -> None:
+    def __init__(self, sink: BinarySink, level: int, factory: CompressorFactory) -> None:
         self._sink = sink
-        self._compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self._compressor = factory(level, zlib.DEFLATED, 31)
 
     def write(self, data: bytes, /) -> int:
         out = self._compressor.compress(data)
@@ -104,8 +127,17 @@ def _tarinfo(entry: TreeEntry) -> tarfile.TarInfo:
     return info
 
 
-def write_archive(entries: list[TreeEntry], sink: BinarySink, *, level: int = 6) -> ArchiveSummary:
+def write_archive(
+    entries: list[TreeEntry],
+    sink: BinarySink,
+    *,
+    level: int = 6,
+    compressobj: CompressorFactory = zlib.compressobj,
+) -> ArchiveSummary:
     """Write ``entries`` as a gzip-compressed tar to ``sink`` and summarise what was written.
+
+    ``compressobj`` picks the deflate implementation (a faster one such as ISA-L's
+    ``isal_zlib.compressobj`` writes the same format); ``level`` is its level.
 
     A file is archived with the size it has when opened; if it is shorter when read, the
     publish fails rather than store a corrupt archive.
@@ -113,7 +145,7 @@ def write_archive(entries: list[TreeEntry], sink: BinarySink, *, level: int = 6)
     import tarfile  # not needed by list/validate; keep their start-up lean
 
     hashing = HashingSink(sink)
-    gz = _GzipSink(hashing, level)
+    gz = _GzipSink(hashing, level, compressobj)
     files = 0
     input_bytes = 0
     with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]

@@ -29,6 +29,7 @@ __all__ = [
     "manifest_key",
     "render_key",
     "result_keys",
+    "result_name",
 ]
 
 PLACEHOLDERS: Final = ("jobID", "executionID", "nodeID", "date", "time")
@@ -225,3 +226,15 @@ def key_problems(
     """
     problems = key_template_problems(template, compress=compress, context=context)
     return [f"{p} @ {path}" for p in problems]
+
+
+def result_name(key: str) -> str:
+    """The name ``get`` gives a result by default: the key's last segment, no suffix.
+
+    ``runs/j1.tar.gz`` -> ``j1``; ``runs/j1/`` -> ``j1``.
+    """
+    name = key.rstrip("/").rsplit("/", 1)[-1]
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name

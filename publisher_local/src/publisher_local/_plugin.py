@@ -40,6 +40,7 @@ from publisher_core import (
     open_entry,
     render_key,
     result_keys,
+    result_name,
     scan_tree,
     sha256_b64,
     unstructure_params,
@@ -311,18 +312,10 @@ def publish(
         raise PublishError(f"local publish to {root} failed: {exc.strerror or exc}{where}") from exc
 
 
-def _name_of(key: str) -> str:
-    name = key.rstrip("/").rsplit("/", 1)[-1]
-    for suffix in (".tar.gz", ".tgz"):
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 @hookimpl
 def describe_result(params: LocalResult) -> ResultDescription:
     """``file://`` items: the archive, or every file listed in the directory's manifest."""
-    name = _name_of(params.key)
+    name = result_name(params.key)
     path = Path(params.path)
     if not params.key.endswith("/"):
         if not path.is_file():

@@ -1,41 +1,38 @@
-"""The ``s3`` publisher's declaration and spec validation."""
+"""The ``s3`` publisher's hooks: validate, plan, publish, describe."""
 
 from __future__ import annotations
 
-import attrs
+import hashlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 from publisher_core import (
+    DownloadError,
+    DownloadItem,
+    IntegrityError,
+    Manifest,
     PublishContext,
+    PublishedResult,
     PublisherInfo,
+    PublishError,
+    PublishPlan,
+    ResultDescription,
+    TreeEntry,
     ValidatedSpec,
     hookimpl,
-    key_problems,
+    render_key,
+    result_keys,
+    result_name,
+    scan_tree,
+    sha256_b64,
+    unstructure_params,
 )
 
-__all__ = ["S3Params", "S3Result", "publisher_info", "validate_spec"]
+from ._client import describe_client_error, make_client
+from ._spec import S3Params, S3Result, S3Settings, spec_problems
 
-
-@attrs.frozen(kw_only=True)
-class S3Params:
-    """Spec parameters of the S3 publisher (as Bacalhau's S3 publisher)."""
-
-    bucket: str
-    key: str
-    endpoint: str | None = None
-    region: str | None = None
-    compress: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class S3Result:
-    """Published result parameters of the S3 publisher."""
-
-    bucket: str
-    key: str
-    endpoint: str | None = None
-    region: str | None = None
-    version_id: str | None = None
-    checksum_sha256: str | None = None
+__all__ = ["describe_result", "plan_publish", "publish", "publisher_info", "validate_spec"]
 
 
 @hookimpl
@@ -44,6 +41,7 @@ def publisher_info() -> PublisherInfo:
     return PublisherInfo(
         params=S3Params,
         result=S3Result,
+        settings=S3Settings,
         destination=("Bucket", "Key"),
         summary="AWS S3 and S3-compatible object stores",
     )
@@ -51,6 +49,153 @@ def publisher_info() -> PublisherInfo:
 
 @hookimpl
 def validate_spec(spec: ValidatedSpec, context: PublishContext | None) -> list[str]:
-    """Check the key template, and its placeholder values when a context is given."""
+    """Bucket, key, endpoint, region and encoding rules, all problems at once."""
     params: S3Params = spec.params
-    return key_problems(params.key, compress=params.compress, context=context)
+    return spec_problems(params, context)
+
+
+def _read(
+    spec: ValidatedSpec, source: Path, context: PublishContext
+) -> tuple[S3Params, str, list[TreeEntry]]:
+    params: S3Params = spec.params
+    key = render_key(params.key, context, compress=params.archive)
+    entries = scan_tree(source, follow_links=not params.archive)
+    if not params.archive:
+        result_keys(key, [e.path for e in entries if e.kind == "file"])
+    return params, key, entries
+
+
+@hookimpl
+def plan_publish(spec: ValidatedSpec, source: Path, context: PublishContext) -> PublishPlan:
+    """The object keys :func:`publish` would write, in order; no request is made."""
+    params, key, entries = _read(spec, source, context)
+    files = [e.path for e in entries if e.kind == "file"]
+    return PublishPlan(
+        type="s3",
+        mode="archive" if params.archive else "directory",
+        location=f"s3://{params.bucket}" + (f" at {params.endpoint}" if params.endpoint else ""),
+        keys=tuple(result_keys(key, files)),
+    )
+
+
+@hookimpl
+def publish(
+    spec: ValidatedSpec, source: Path, context: PublishContext, settings: S3Settings
+) -> PublishedResult:
+    """Upload the result: files and a manifest, or one streamed archive."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ._upload import ArchiveUpload, DirectoryUpload
+
+    params, key, entries = _read(spec, source, context)
+    try:
+        client, region = make_client(params.endpoint, params.region, params.bucket, settings)
+        upload = (ArchiveUpload if params.archive else DirectoryUpload)(
+            client, params.bucket, key, settings
+        )
+        outcome = upload.run(entries)
+    except (BotoCoreError, ClientError) as exc:
+        raise PublishError(describe_client_error(exc, params.bucket, key)) from exc
+    result = S3Result(
+        bucket=params.bucket,
+        key=key,
+        endpoint=params.endpoint,
+        region=region,
+        version_id=None if outcome.manifest_key else outcome.version_id,
+        checksum_sha256=None if outcome.manifest_key else outcome.checksum_sha256,
+        size=outcome.size,
+        files=outcome.files,
+        manifest=outcome.manifest_key,
+        manifest_checksum_sha256=outcome.checksum_sha256 if outcome.manifest_key else None,
+    )
+    return PublishedResult(type="s3", params=unstructure_params(result))
+
+
+def _presign(client: Any, bucket: str, key: str, lifetime: int, version: str | None) -> str:
+    request: dict[str, str] = {"Bucket": bucket, "Key": key}
+    if version:
+        request["VersionId"] = version
+    url: str = client.generate_presigned_url("get_object", Params=request, ExpiresIn=lifetime)
+    return url
+
+
+def _manifest(client: Any, params: S3Result) -> Manifest:
+    from botocore.exceptions import ClientError
+
+    assert params.manifest is not None
+    try:
+        data = client.get_object(Bucket=params.bucket, Key=params.manifest)["Body"].read()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "404"):
+            raise DownloadError(
+                f"manifest s3://{params.bucket}/{params.manifest} is missing: the result is "
+                "incomplete or was deleted"
+            ) from None
+        raise
+    actual = sha256_b64(hashlib.sha256(data).digest())
+    if params.manifest_checksum_sha256 is not None and actual != params.manifest_checksum_sha256:
+        raise IntegrityError(
+            f"manifest s3://{params.bucket}/{params.manifest} has SHA-256 {actual}, the result "
+            f"recorded {params.manifest_checksum_sha256}"
+        )
+    return Manifest.from_bytes(data)
+
+
+def _listed(client: Any, params: S3Result) -> list[tuple[str, int]]:
+    """(relative path, size) of every object under a prefix written without a manifest."""
+    found: list[tuple[str, int]] = []
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=params.bucket, Prefix=params.key):
+        for obj in page.get("Contents", []):
+            relative = obj["Key"][len(params.key) :]
+            if relative and not relative.endswith("/"):
+                found.append((relative, obj["Size"]))
+    return found
+
+
+@hookimpl
+def describe_result(params: S3Result, settings: S3Settings) -> ResultDescription:
+    """Pre-signed GET URLs for the archive, or for every file of a directory result."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    lifetime = settings.url_lifetime
+    expires = datetime.now(timezone.utc) + timedelta(seconds=lifetime)
+    name = result_name(params.key)
+    try:
+        client, _ = make_client(params.endpoint, params.region, params.bucket, settings)
+        if not params.key.endswith("/"):
+            item = DownloadItem(
+                path=params.key.rsplit("/", 1)[-1],
+                url=_presign(client, params.bucket, params.key, lifetime, params.version_id),
+                size=params.size,
+                checksum_sha256=params.checksum_sha256,
+                expires=expires,
+                archive=True,
+            )
+            return ResultDescription(type="s3", name=name, items=(item,))
+        if params.manifest is None:  # published by another tool, e.g. Bacalhau itself
+            items = tuple(
+                DownloadItem(
+                    path=path,
+                    url=_presign(client, params.bucket, params.key + path, lifetime, None),
+                    size=size,
+                    expires=expires,
+                )
+                for path, size in _listed(client, params)
+            )
+            return ResultDescription(type="s3", name=name, items=items)
+        manifest = _manifest(client, params)
+        items = tuple(
+            DownloadItem(
+                path=f.path,
+                url=_presign(client, params.bucket, params.key + f.path, lifetime, None),
+                size=f.size,
+                checksum_sha256=f.checksum_sha256,
+                expires=expires,
+            )
+            for f in manifest.files
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise DownloadError(describe_client_error(exc, params.bucket, params.key)) from exc
+    return ResultDescription(type="s3", name=name, items=items, directories=manifest.directories)

@@ -1,0 +1,92 @@
+"""One boto3 S3 client per publish: credential chain, endpoint, region, retries.
+
+boto3 is imported here, inside the functions, so importing the plugin stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from publisher_core import PublishError
+
+from ._spec import S3Settings
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+__all__ = ["describe_client_error", "make_client"]
+
+_DEFAULT_CUSTOM_REGION = "us-east-1"
+
+
+def _import_boto3() -> Any:
+    try:
+        import boto3
+    except ImportError:  # pragma: no cover - a dependency of publisher-s3
+        raise PublishError(
+            "the s3 publisher needs boto3: pip install 'publisher-s3' (or boto3)"
+        ) from None
+    return boto3
+
+
+def make_client(
+    endpoint: str | None, region: str | None, bucket: str, settings: S3Settings
+) -> tuple[Any, str]:
+    """An S3 client and the region it uses: given, else the session's, else the bucket's.
+
+    Custom endpoints get path-style addressing and ``when_required`` checksums, which
+    S3-compatible stores accept (botocore >= 1.36 otherwise sends CRC32 trailers many
+    of them reject); our own SHA-256 is computed and recorded regardless.
+    """
+    boto3 = _import_boto3()
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    used_region = region or session.region_name
+    config_args: dict[str, Any] = {
+        "signature_version": "s3v4",
+        "retries": {"mode": "standard", "max_attempts": settings.max_attempts},
+        "max_pool_connections": settings.concurrency + 2,
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+        "s3": {"addressing_style": "path" if endpoint else settings.addressing_style},
+    }
+    if used_region is None and endpoint is None:
+        used_region = _discover_region(session, bucket, Config(**config_args))
+    used_region = used_region or _DEFAULT_CUSTOM_REGION
+    client = session.client(
+        "s3", endpoint_url=endpoint, region_name=used_region, config=Config(**config_args)
+    )
+    return client, used_region
+
+
+def _discover_region(session: Any, bucket: str, config: Any) -> str:
+    """The bucket's region, from the ``x-amz-bucket-region`` header S3 always returns."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    probe = session.client("s3", region_name="us-east-1", config=config)
+    try:
+        response = probe.head_bucket(Bucket=bucket)
+        headers = response["ResponseMetadata"]["HTTPHeaders"]
+    except ClientError as exc:
+        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    except BotoCoreError as exc:
+        raise PublishError(f"cannot find the region of bucket {bucket!r}: {exc}") from None
+    region: str = headers.get("x-amz-bucket-region") or _DEFAULT_CUSTOM_REGION
+    return region
+
+
+def describe_client_error(exc: BaseException, bucket: str, key: str) -> str:
+    """One line naming the bucket, key, operation and S3 error code; never a secret."""
+    from botocore.exceptions import ClientError as _ClientError
+
+    if isinstance(exc, _ClientError):
+        error: ClientError = exc
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        message = error.response.get("Error", {}).get("Message", "")
+        attempts = error.response.get("ResponseMetadata", {}).get("RetryAttempts")
+        tried = f" after {attempts + 1} attempts" if attempts else ""
+        detail = f": {message}" if message and message != code else ""
+        return f"{error.operation_name} s3://{bucket}/{key} failed with {code}{tried}{detail}"
+    text = " ".join(str(exc).split())
+    return f"s3://{bucket}/{key}: {type(exc).__name__}: {text}"

@@ -1,0 +1,234 @@
+"""The s3 publisher against moto over HTTP: both modes, read back independently, get."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import os
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+
+from publisher_core import (
+    IntegrityError,
+    PublishContext,
+    PublishError,
+    describe,
+    get,
+    publish,
+)
+from tests.s3_servers import SECRET_KEY, S3Server
+from tests.trees import build, snapshot, trees
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+SMALL_PARTS = {"part_size": 5 * 2**20, "concurrency": 4}
+
+
+def spec(server: S3Server, bucket: str, key: str, compress: bool) -> dict[str, Any]:
+    return {
+        "Type": "s3",
+        "Bucket": bucket,
+        "Key": key,
+        "Compress": compress,
+        "Endpoint": server.endpoint,
+    }
+
+
+@pytest.fixture
+def result_dir(tmp_path: Path) -> Path:
+    return build(
+        {
+            "a file with spaces.txt": b"hello\n",
+            "données": {"résumé.txt": "unicode ✓".encode()},
+            "empty.txt": b"",
+            "nested": {"deeper": {"data.bin": os.urandom(3000)}},
+            "empty dir": {},
+        },
+        tmp_path / "result",
+    )
+
+
+def test_directory_mode_writes_each_file_and_a_manifest(moto_server, result_dir):
+    """Each file is KEY + path; the manifest sits next to the prefix; read back with boto3."""
+    bucket = moto_server.new_bucket()
+    result = publish(
+        spec(moto_server, bucket, "runs/{jobID}", False),
+        result_dir,
+        context=PublishContext(job_id="j1"),
+    )
+    params = result.params
+    assert params["Key"] == "runs/j1/"
+    assert params["Region"] == "us-east-1"
+    assert params["Manifest"] == "runs/j1.manifest.json"
+    client = moto_server.client()
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == [
+        "runs/j1.manifest.json",
+        "runs/j1/a file with spaces.txt",
+        "runs/j1/données/résumé.txt",
+        "runs/j1/empty.txt",
+        "runs/j1/nested/deeper/data.bin",
+    ]
+    body = client.get_object(Bucket=bucket, Key="runs/j1/nested/deeper/data.bin")["Body"].read()
+    assert body == (result_dir / "nested" / "deeper" / "data.bin").read_bytes()
+    manifest = client.get_object(Bucket=bucket, Key="runs/j1.manifest.json")["Body"].read()
+    digest = base64.b64encode(hashlib.sha256(manifest).digest()).decode()
+    assert params["ManifestChecksumSHA256"] == digest
+    assert b'"empty dir"' in manifest
+
+
+def test_archive_mode_writes_one_gzip_object_checked_by_gnu_tar(moto_server, result_dir, tmp_path):
+    """One .tar.gz: application/gzip, no Content-Encoding, SHA-256 of its exact bytes."""
+    bucket = moto_server.new_bucket()
+    result = publish(
+        spec(moto_server, bucket, "runs/{jobID}", True),
+        result_dir,
+        context=PublishContext(job_id="j1"),
+    )
+    assert result.params["Key"] == "runs/j1.tar.gz"
+    reply = moto_server.client().get_object(Bucket=bucket, Key="runs/j1.tar.gz")
+    body = reply["Body"].read()
+    assert reply["ContentType"] == "application/gzip"
+    assert "ContentEncoding" not in reply
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(body)
+    sha_hex = subprocess.run(
+        ["sha256sum", str(archive)], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    assert base64.b64decode(result.params["ChecksumSHA256"]).hex() == sha_hex
+    assert result.params["Size"] == len(body)
+    listing = subprocess.run(
+        ["tar", "-tzf", str(archive)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert "données/résumé.txt" in listing
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_publish_describe_get_round_trip(moto_server, result_dir, tmp_path, compress):
+    """get rebuilds the tree byte for byte from pre-signed URLs alone."""
+    bucket = moto_server.new_bucket()
+    result = publish(spec(moto_server, bucket, "r", compress), result_dir)
+    description = describe(result)
+    assert all("X-Amz-Signature" in item.url for item in description.items)
+    report = get(description, tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(result_dir)
+    assert report.unverified == 0
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_large_results_use_multipart_and_round_trip(moto_server, tmp_path, compress):
+    """A file and an archive larger than one part go up as multipart uploads."""
+    source = tmp_path / "big"
+    source.mkdir()
+    (source / "random.bin").write_bytes(os.urandom(12 * 2**20 + 123))
+    (source / "small.txt").write_text("small")
+    bucket = moto_server.new_bucket()
+    result = publish(spec(moto_server, bucket, "big", compress), source, settings=SMALL_PARTS)
+    key = result.params["Key"] if compress else result.params["Key"] + "random.bin"
+    head = moto_server.client().head_object(Bucket=bucket, Key=key)
+    assert head["ETag"].strip('"').endswith("-3")  # three parts
+    get(describe(result, settings=SMALL_PARTS), tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(source)
+
+
+def test_versioned_bucket_records_and_uses_the_version(moto_server, result_dir, tmp_path):
+    """VersionID is recorded, and describe pins that version even after an overwrite."""
+    bucket = moto_server.new_bucket(versioned=True)
+    first = publish(spec(moto_server, bucket, "v.tar.gz", True), result_dir)
+    assert first.params.get("VersionID")
+    (result_dir / "empty.txt").write_text("changed")
+    publish(spec(moto_server, bucket, "v.tar.gz", True), result_dir)
+    get(describe(first), tmp_path / "out")
+    assert (tmp_path / "out" / "empty.txt").read_bytes() == b""
+
+
+def test_a_tampered_object_is_refused_by_get(moto_server, result_dir, tmp_path):
+    """Replacing an object after publishing makes get fail and write nothing."""
+    bucket = moto_server.new_bucket()
+    result = publish(spec(moto_server, bucket, "t", False), result_dir)
+    moto_server.client().put_object(Bucket=bucket, Key="t/a file with spaces.txt", Body=b"HELLO\n")
+    with pytest.raises(IntegrityError, match="SHA-256"):
+        get(describe(result), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_without_a_manifest_are_listed(moto_server, tmp_path):
+    """A prefix written by another tool (e.g. Bacalhau) can still be fetched."""
+    bucket = moto_server.new_bucket()
+    client = moto_server.client()
+    client.put_object(Bucket=bucket, Key="other/a.txt", Body=b"a")
+    client.put_object(Bucket=bucket, Key="other/sub/b.txt", Body=b"bb")
+    foreign = {
+        "Type": "s3",
+        "Params": {"Bucket": bucket, "Key": "other/", "Endpoint": moto_server.endpoint},
+    }
+    report = get(describe(foreign), tmp_path / "out")
+    assert (tmp_path / "out" / "sub" / "b.txt").read_bytes() == b"bb"
+    assert report.unverified == 2
+
+
+def test_missing_bucket_is_one_clear_error(moto_server, result_dir):
+    """The error names the operation, bucket, key and S3 code; no secret."""
+    with pytest.raises(PublishError) as info:
+        publish(spec(moto_server, "no-such-bucket-here", "k", True), result_dir)
+    message = str(info.value)
+    assert "s3://no-such-bucket-here/k.tar.gz" in message
+    assert "NoSuchBucket" in message
+    assert SECRET_KEY not in message
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_failure_midway_leaves_nothing(moto_server, tmp_path, compress, monkeypatch):
+    """A file vanishing during upload: no manifest, no objects, no open multipart upload."""
+    import publisher_s3._plugin as plugin
+    from publisher_core import scan_tree
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(30):
+        (source / f"f{i:02}.txt").write_text("x" * i)
+    (source / "zz-big.bin").write_bytes(os.urandom(11 * 2**20))
+
+    def scan(path, **kwargs):
+        entries = scan_tree(path, **kwargs)
+        (source / "f29.txt").unlink()
+        return entries
+
+    monkeypatch.setattr(plugin, "scan_tree", scan)
+    bucket = moto_server.new_bucket()
+    with pytest.raises(PublishError, match=r"f29\.txt"):
+        publish(spec(moto_server, bucket, "half", compress), source, settings=SMALL_PARTS)
+    client = moto_server.client()
+    assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_the_archive_is_a_standard_gzip_member(moto_server, result_dir):
+    """Any gzip reader reads the ISA-L stream."""
+    bucket = moto_server.new_bucket()
+    publish(spec(moto_server, bucket, "std", True), result_dir)
+    body = moto_server.client().get_object(Bucket=bucket, Key="std.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(body))) as tar:
+        assert "nested/deeper/data.bin" in tar.getnames()
+
+
+@settings(max_examples=8)
+@given(trees)
+def test_generated_trees_round_trip_through_s3(moto_server, tree):
+    """Generated trees survive both modes through moto and get."""
+    bucket = moto_server.new_bucket()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        source = build(tree, base / "src")
+        for compress in (False, True):
+            result = publish(spec(moto_server, bucket, f"g{int(compress)}", compress), source)
+            get(describe(result), base / f"out{int(compress)}")
+            assert snapshot(base / f"out{int(compress)}") == snapshot(source)
