@@ -232,3 +232,65 @@ def test_generated_trees_round_trip_through_s3(moto_server, tree):
             result = publish(spec(moto_server, bucket, f"g{int(compress)}", compress), source)
             get(describe(result), base / f"out{int(compress)}")
             assert snapshot(base / f"out{int(compress)}") == snapshot(source)
+
+
+def test_objects_read_back_with_the_aws_cli(moto_server, result_dir, tmp_path):
+    """The aws CLI, an independent client, downloads what sha256sum and tar agree with."""
+    import shutil
+    import sys
+
+    aws = shutil.which("aws", path=str(Path(sys.executable).parent))
+    assert aws is not None, "the dev set-up installs the aws CLI"
+    bucket = moto_server.new_bucket()
+    result = publish(spec(moto_server, bucket, "cli", True), result_dir)
+    subprocess.run(
+        [
+            aws,
+            "--endpoint-url",
+            moto_server.endpoint,
+            "s3",
+            "cp",
+            f"s3://{bucket}/cli.tar.gz",
+            str(tmp_path / "cli.tar.gz"),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    data = (tmp_path / "cli.tar.gz").read_bytes()
+    assert (
+        base64.b64encode(hashlib.sha256(data).digest()).decode() == result.params["ChecksumSHA256"]
+    )
+    out = tmp_path / "untarred"
+    out.mkdir()
+    subprocess.run(["tar", "-xzf", str(tmp_path / "cli.tar.gz"), "-C", str(out)], check=True)
+    assert snapshot(out) == snapshot(result_dir)
+
+
+def test_single_put_sends_our_checksum_to_the_server(moto_server, result_dir):
+    """A small archive carries x-amz-checksum-sha256; a store that keeps it echoes ours."""
+    bucket = moto_server.new_bucket()
+    result = publish(spec(moto_server, bucket, "sum", True), result_dir)
+    head = moto_server.client().head_object(Bucket=bucket, Key="sum.tar.gz", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == result.params["ChecksumSHA256"]
+
+
+def test_region_recorded_is_the_one_used(moto_server, result_dir, monkeypatch):
+    """Given region wins; else the session's (AWS_REGION); recorded in the result."""
+    bucket = moto_server.new_bucket()
+    given = publish({**spec(moto_server, bucket, "r1", True), "Region": "eu-west-1"}, result_dir)
+    assert given.params["Region"] == "eu-west-1"
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    session = publish(spec(moto_server, bucket, "r2", True), result_dir)
+    assert session.params["Region"] == "ap-south-1"
+
+
+def test_endpoint_from_the_environment_is_honoured(moto_server, result_dir, monkeypatch):
+    """AWS_ENDPOINT_URL_S3 reaches botocore when the spec names no Endpoint."""
+    bucket = moto_server.new_bucket()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server.endpoint)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("PUBLISHER_S3_ADDRESSING_STYLE", "path")
+    result = publish({"Type": "s3", "Bucket": bucket, "Key": "env", "Compress": True}, result_dir)
+    assert "Endpoint" not in result.params
+    assert moto_server.client().head_object(Bucket=bucket, Key="env.tar.gz")

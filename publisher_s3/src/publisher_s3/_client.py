@@ -5,6 +5,7 @@ boto3 is imported here, inside the functions, so importing the plugin stays chea
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from publisher_core import PublishError
@@ -42,7 +43,8 @@ def make_client(
     from botocore.config import Config
 
     session = boto3.session.Session()
-    used_region = region or session.region_name
+    # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what the other AWS SDKs read.
+    used_region = region or session.region_name or os.environ.get("AWS_REGION") or None
     config_args: dict[str, Any] = {
         "signature_version": "s3v4",
         "retries": {"mode": "standard", "max_attempts": settings.max_attempts},

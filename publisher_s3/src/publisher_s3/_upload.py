@@ -143,6 +143,7 @@ def _put(
         Key=key,
         Body=data,
         ContentType=content_type,
+        ChecksumAlgorithm="SHA256",  # the store verifies and keeps our value where it can
         ChecksumSHA256=_sha256(data),
     )
     with tracker.lock:
