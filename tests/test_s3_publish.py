@@ -294,3 +294,37 @@ def test_endpoint_from_the_environment_is_honoured(moto_server, result_dir, monk
     result = publish({"Type": "s3", "Bucket": bucket, "Key": "env", "Compress": True}, result_dir)
     assert "Endpoint" not in result.params
     assert moto_server.client().head_object(Bucket=bucket, Key="env.tar.gz")
+
+
+def test_the_seed_cli_examples_publish_through_the_cli(moto_server, result_dir, cli, tmp_path):
+    """Bacalhau's four -p examples publish with the publisher CLI (endpoint: moto)."""
+    client = moto_server.client()
+    if "bucket" not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket="bucket")
+    env = {
+        "AWS_ENDPOINT_URL_S3": moto_server.endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PUBLISHER_S3_ADDRESSING_STYLE": "path",
+    }
+    examples = [
+        "s3://bucket/key",
+        f"s3://bucket/key,opt=endpoint={moto_server.endpoint},opt=region=us-east-1",
+        "s3://bucket/key,opt=compress=true",
+        "s3://bucket/result-{date}-{jobID}",
+    ]
+    for index, example in enumerate(examples):
+        published = cli(
+            "publish",
+            example,
+            str(result_dir),
+            "--job-id",
+            f"seed{index}",
+            "--execution-id",
+            f"e{index}",
+            env=env,
+        )
+        assert published.code == 0, (example, published.err)
+        got = cli("get", "-", "-o", f"out{index}", stdin=published.out, env=env)
+        assert got.code == 0, (example, got.err)
+        assert snapshot(tmp_path / f"out{index}") == snapshot(result_dir)
+    assert client.head_object(Bucket="bucket", Key="key.tar.gz")
