@@ -212,6 +212,8 @@ mon allow pool size one = true
 mon allow pool delete = true
 mon max pg per osd = 1000
 mon warn on pool no redundancy = false
+# The monitor batches map changes for up to 1 s each; radosgw creates its pools one by one.
+paxos propose interval = 0.05
 
 [client]
 log file = $DIR/log/\$name.\$pid.log
