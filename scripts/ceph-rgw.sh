@@ -16,7 +16,7 @@ ACCESS_KEY=PUBLISHERTESTACCESSKEY
 SECRET_KEY=publisher-test-secret-key-0123456789abcdef
 RGW_NAME=client.rgw.test
 START_TIMEOUT=${CEPH_RGW_START_TIMEOUT:-90}
-# Pools radosgw would otherwise create on the first bucket write (several seconds).
+# Pools radosgw would otherwise create on the first bucket write, making it slow.
 DATA_POOLS="default.rgw.buckets.index default.rgw.buckets.data default.rgw.buckets.non-ec"
 
 usage() {
@@ -97,7 +97,17 @@ show_logs() {
     done
 }
 
-# Stop the daemons whose pid files are in $DIR/pid (radosgw first, monitor last).
+# True while process $1 exists and is not a zombie (an exited daemon whose new parent, the
+# init process, has not reaped it yet still answers kill -0).
+running() {
+    local state
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Stop the daemons whose pid files are in $DIR/pid, one after the other: radosgw, OSD, monitor
+# (each takes ~0.2 s; stopped together, radosgw and the OSD can hang waiting for each other or
+# for the monitor).
 stop_daemons() {
     local name pidfile pid i
     for name in rgw osd mon; do
@@ -109,13 +119,16 @@ stop_daemons() {
             grep -qF -- "$DIR/ceph.conf"; then
             kill -TERM "$pid" 2>/dev/null || true
             for i in $(seq 1 50); do
-                kill -0 "$pid" 2>/dev/null || break
+                running "$pid" || break
                 sleep 0.1
             done
-            if kill -0 "$pid" 2>/dev/null; then
-                log "$name ($pid) still running after 5 s: KILL"
+            if running "$pid"; then
+                log "$name ($pid) still running 5 s after TERM: KILL"
                 kill -KILL "$pid" 2>/dev/null || true
-                sleep 0.2
+                for i in $(seq 1 20); do
+                    running "$pid" || break
+                    sleep 0.1
+                done
             fi
         fi
         rm -f "$pidfile"
@@ -138,18 +151,25 @@ spawn() {
     echo $! >"$DIR/pid/$name.pid"
 }
 
-alive() { kill -0 "$(cat "$DIR/pid/$1.pid")" 2>/dev/null; }
-
-# wait_for SECONDS DAEMON DESCRIPTION COMMAND...: retry COMMAND until it succeeds.
+# wait_for DAEMON DESCRIPTION COMMAND...: retry COMMAND until it succeeds, failing if DAEMON
+# exits or the start-up deadline (START_TIMEOUT after 'start' began) passes.
 wait_for() {
-    local seconds=$1 daemon=$2 what=$3 deadline
-    shift 3
-    deadline=$((SECONDS + seconds))
+    local daemon=$1 what=$2
+    shift 2
     until "$@" >/dev/null 2>&1; do
-        alive "$daemon" || fail "$daemon exited while waiting for $what"
-        [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $what"
+        running "$(cat "$DIR/pid/$daemon.pid")" || fail "$daemon exited while waiting for $what"
+        [ "$SECONDS" -lt "$DEADLINE" ] ||
+            fail "timed out after $START_TIMEOUT s waiting for $what"
         sleep 0.5
     done
+}
+
+# Create one of radosgw's bucket pools and wait until it takes writes.
+warm_pool() {
+    c ceph osd pool create "$1" 8 8 &&
+        c ceph osd pool application enable "$1" rgw &&
+        c rados -n client.admin -p "$1" put warm-up "$DIR/ceph.conf" &&
+        c rados -n client.admin -p "$1" rm warm-up
 }
 
 cmd_start() {
@@ -162,7 +182,8 @@ cmd_start() {
     DIR=$(cd "$1" && pwd)
     export CEPH_CONF="$DIR/ceph.conf"
     local started=$SECONDS
-    local deadline=$((SECONDS + START_TIMEOUT))
+    DEADLINE=$((SECONDS + START_TIMEOUT))
+    trap 'fail "interrupted"' INT TERM
     mkdir -p "$DIR"/{log,run,pid,crash,mon,osd,rgw}
 
     # Ports: mon v2, mon v1, rgw, then a small range for the OSD's messengers
@@ -216,10 +237,13 @@ mon warn on pool no redundancy = false
 paxos propose interval = 0.05
 
 [client]
-log file = $DIR/log/\$name.\$pid.log
+# ceph, rados, radosgw-admin: one shared log, one admin socket per process.
+log file = $DIR/log/client.log
+admin socket = $DIR/run/\$name.\$pid.asok
 
 [$RGW_NAME]
 log file = $DIR/log/rgw.log
+admin socket = $DIR/run/\$name.asok
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw gc obj min wait = 30
 rgw gc processor period = 30
@@ -239,7 +263,7 @@ EOF
     ceph-mon -c "$DIR/ceph.conf" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/keyring" \
         >"$DIR/log/mon-mkfs.out" 2>&1 || fail "ceph-mon --mkfs"
     spawn mon ceph-mon -c "$DIR/ceph.conf" -i a -f
-    wait_for 30 mon "the monitor" c ceph --connect-timeout 5 mon stat
+    wait_for mon "the monitor" c ceph --connect-timeout 5 mon stat
 
     # OSD 0 (its cephx key is already known to the monitor).
     c ceph osd new "$osd_uuid" 0 >/dev/null || fail "ceph osd new"
@@ -248,13 +272,11 @@ EOF
         >"$DIR/log/osd-mkfs.out" 2>&1 || fail "ceph-osd --mkfs"
     spawn osd ceph-osd -c "$DIR/ceph.conf" -i 0 -f
     osd_up() { c ceph osd dump 2>/dev/null | grep -q '^osd\.0 up'; }
-    wait_for 60 osd "the OSD to come up" osd_up
+    wait_for osd "the OSD to come up" osd_up
 
     spawn rgw radosgw -c "$DIR/ceph.conf" -n "$RGW_NAME" -f
     local endpoint="http://127.0.0.1:$rgw_port"
-    local remaining=$((deadline - SECONDS))
-    [ "$remaining" -gt 0 ] || remaining=1
-    wait_for "$remaining" rgw "radosgw to answer HTTP on $endpoint" http_ready "$endpoint/"
+    wait_for rgw "radosgw to answer HTTP on $endpoint" http_ready "$endpoint/"
 
     c radosgw-admin -n client.admin user create --uid=publisher-test \
         --display-name="publisher integration tests" \
@@ -262,15 +284,16 @@ EOF
         fail "radosgw-admin user create"
 
     # Warm-up: radosgw creates its bucket pools on the first bucket write, which then takes
-    # several seconds. Create those pools here and write/remove one RADOS object in each, which
-    # blocks until its placement group is active; the first S3 write is then fast.
-    local pool
+    # longer than any later write. Create those pools here (in parallel) and write/remove one
+    # RADOS object in each, which blocks until its placement groups are active; the first S3
+    # write is then as fast as the others.
+    local pool pid pids=()
     for pool in $DATA_POOLS; do
-        c ceph osd pool create "$pool" 8 8 >/dev/null 2>&1 || fail "ceph osd pool create $pool"
-        c ceph osd pool application enable "$pool" rgw >/dev/null 2>&1 ||
-            fail "ceph osd pool application enable $pool"
-        c rados -n client.admin -p "$pool" put warm-up "$DIR/ceph.conf" || fail "rados put $pool"
-        c rados -n client.admin -p "$pool" rm warm-up || fail "rados rm $pool"
+        warm_pool "$pool" >"$DIR/log/warm-up-$pool.out" 2>&1 &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" || fail "warm-up (see $DIR/log/warm-up-*.out)"
     done
     http_ready "$endpoint/" || fail "radosgw stopped answering"
 
@@ -279,6 +302,7 @@ S3_ENDPOINT=$endpoint
 S3_ACCESS_KEY=$ACCESS_KEY
 S3_SECRET_KEY=$SECRET_KEY
 EOF
+    trap - INT TERM
     log "ready in $((SECONDS - started)) s; env in $DIR/env"
     echo "$endpoint"
 }
