@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := publisher_core/pyproject.toml publisher_local/pyproject.toml publisher_s3/pyproject.toml
 
-.PHONY: setup demo test lint typecheck unit docs clean
+.PHONY: setup demo test testbed lint typecheck unit docs clean
 
 $(STAMP): pyproject.toml $(PACKAGES)
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,13 @@ unit: setup
 	  *) echo "pytest: exited with $$code" >&2 ;; \
 	esac; exit $$code
 
-test: lint typecheck unit
+# The real S3 server of the integration tests (Debian's radosgw; needs root or sudo).
+# Where it cannot be installed its tests are skipped with the reason, except in CI,
+# which sets PUBLISHER_TEST_CEPH=required.
+testbed:
+	@bash scripts/ceph-rgw.sh install || echo "note: Ceph RGW not installed; its tests will be skipped" >&2
+
+test: testbed lint typecheck unit
 
 docs: setup
 	$(BIN)/mkdocs build --strict --quiet
