@@ -25,6 +25,7 @@ from publisher_core import (
     publish,
 )
 from tests.s3_servers import S3Server
+from tests.test_s3_spec import DECLARATIVE
 from tests.trees import build, snapshot, trees
 
 SMALL_PARTS = {"part_size": 5 * 2**20, "concurrency": 4}
@@ -328,3 +329,18 @@ def test_the_seed_cli_examples_publish_through_the_cli(s3, result_dir, cli, tmp_
         assert got.code == 0, (example, got.err)
         assert snapshot(tmp_path / f"out{index}") == snapshot(result_dir)
     assert client.head_object(Bucket="bucket", Key="key.tar.gz")
+
+
+@pytest.mark.parametrize("text", DECLARATIVE)
+def test_the_declarative_examples_publish_verbatim(s3, result_dir, tmp_path, monkeypatch, text):
+    """The YAML examples publish as written; the endpoint comes from the environment."""
+    client = s3.client()
+    if "my-task-results" not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket="my-task-results")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.endpoint)
+    monkeypatch.setenv("PUBLISHER_S3_ADDRESSING_STYLE", "path")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(text.replace("http://127.0.0.1:9000", s3.endpoint))
+    result = publish(str(spec_file), result_dir, context=PublishContext(job_id="task123"))
+    get(describe(result), tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(result_dir)
