@@ -59,7 +59,27 @@ def make_client(
     client = session.client(
         "s3", endpoint_url=endpoint, region_name=used_region, config=Config(**config_args)
     )
+    client.meta.events.register("before-sign.s3.PutObject", _no_expect_for_small_bodies)
     return client, used_region
+
+
+_EXPECT_THRESHOLD = 1 << 20
+
+
+def _no_expect_for_small_bodies(request: Any, **_: Any) -> None:
+    """Drop ``Expect: 100-continue`` from small PutObjects.
+
+    botocore asks every body to wait for the server's go-ahead, a full extra round trip
+    per file; it only pays off for large bodies a server might refuse.
+    """
+    body = request.body
+    size = len(body) if isinstance(body, (bytes, bytearray)) else None
+    if size is None and hasattr(body, "seek") and hasattr(body, "tell"):
+        position = body.tell()
+        size = body.seek(0, 2) - position
+        body.seek(position)
+    if "Expect" in request.headers and size is not None and size < _EXPECT_THRESHOLD:
+        del request.headers["Expect"]
 
 
 def _discover_region(session: Any, bucket: str, config: Any) -> str:
