@@ -32,6 +32,23 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PUBLISHER_LOCAL_ROOT", str(tmp_path / "store"))
 
 
+@pytest.fixture
+def result_dir(tmp_path: Path) -> Path:
+    """A small job result: spaces and unicode in names, an empty file and directory, nesting."""
+    from tests.trees import build
+
+    return build(
+        {
+            "a file with spaces.txt": b"hello\n",
+            "données": {"résumé.txt": "unicode ✓".encode()},
+            "empty.txt": b"",
+            "nested": {"deeper": {"deepest.bin": bytes(range(256)) * 12}},
+            "empty dir": {},
+        },
+        tmp_path / "result",
+    )
+
+
 @dataclass
 class CLIResult:
     code: int

@@ -32,20 +32,6 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
-@pytest.fixture
-def result_dir(tmp_path: Path) -> Path:
-    return build(
-        {
-            "a file with spaces.txt": b"hello\n",
-            "données": {"résumé.txt": "unicode ✓".encode()},
-            "empty.txt": b"",
-            "nested": {"deeper": {"deepest.bin": bytes(range(256)) * 10}},
-            "empty dir": {},
-        },
-        tmp_path / "result",
-    )
-
-
 def spec(key: str, compress: bool) -> dict[str, object]:
     return {"Type": "local", "Params": {"Key": key, "Compress": compress}}
 

@@ -41,20 +41,6 @@ def spec(server: S3Server, bucket: str, key: str, compress: bool) -> dict[str, A
     }
 
 
-@pytest.fixture
-def result_dir(tmp_path: Path) -> Path:
-    return build(
-        {
-            "a file with spaces.txt": b"hello\n",
-            "données": {"résumé.txt": "unicode ✓".encode()},
-            "empty.txt": b"",
-            "nested": {"deeper": {"data.bin": os.urandom(3000)}},
-            "empty dir": {},
-        },
-        tmp_path / "result",
-    )
-
-
 def test_directory_mode_writes_each_file_and_a_manifest(s3, result_dir):
     """Each file is KEY + path; the manifest sits next to the prefix; read back with boto3."""
     bucket = s3.new_bucket()
@@ -74,10 +60,10 @@ def test_directory_mode_writes_each_file_and_a_manifest(s3, result_dir):
         "runs/j1/a file with spaces.txt",
         "runs/j1/données/résumé.txt",
         "runs/j1/empty.txt",
-        "runs/j1/nested/deeper/data.bin",
+        "runs/j1/nested/deeper/deepest.bin",
     ]
-    body = client.get_object(Bucket=bucket, Key="runs/j1/nested/deeper/data.bin")["Body"].read()
-    assert body == (result_dir / "nested" / "deeper" / "data.bin").read_bytes()
+    body = client.get_object(Bucket=bucket, Key="runs/j1/nested/deeper/deepest.bin")["Body"].read()
+    assert body == (result_dir / "nested" / "deeper" / "deepest.bin").read_bytes()
     manifest = client.get_object(Bucket=bucket, Key="runs/j1.manifest.json")["Body"].read()
     digest = base64.b64encode(hashlib.sha256(manifest).digest()).decode()
     assert params["ManifestChecksumSHA256"] == digest
@@ -216,7 +202,7 @@ def test_the_archive_is_a_standard_gzip_member(s3, result_dir):
     publish(spec(s3, bucket, "std", True), result_dir)
     body = s3.client().get_object(Bucket=bucket, Key="std.tar.gz")["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(body))) as tar:
-        assert "nested/deeper/data.bin" in tar.getnames()
+        assert "nested/deeper/deepest.bin" in tar.getnames()
 
 
 @settings(max_examples=8)

@@ -6,6 +6,8 @@ A directory result is complete only once its manifest exists; ``get`` trusts the
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import attrs
 
 from ._convert import structure_params, unstructure_params
-from ._errors import SpecError
+from ._errors import IntegrityError, SpecError
 
 __all__ = ["MANIFEST_VERSION", "Manifest", "ManifestFile"]
 
@@ -59,6 +61,19 @@ class Manifest:
             "Directories": list(self.directories),
         }
         return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_checked_bytes(cls, data: bytes, checksum_sha256: str | None, where: str) -> Manifest:
+        """Parse a manifest after checking it against the checksum its result recorded.
+
+        Raises :class:`IntegrityError` naming ``where`` when the bytes do not match.
+        """
+        actual = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+        if checksum_sha256 is not None and actual != checksum_sha256:
+            raise IntegrityError(
+                f"manifest {where} has SHA-256 {actual}, the result recorded {checksum_sha256}"
+            )
+        return cls.from_bytes(data)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:

@@ -22,7 +22,6 @@ import attrs
 from publisher_core import (
     DownloadError,
     DownloadItem,
-    IntegrityError,
     Manifest,
     ManifestFile,
     PublishContext,
@@ -344,13 +343,7 @@ def describe_result(params: LocalResult) -> ResultDescription:
         raise DownloadError(
             f"manifest {params.manifest} is missing: the result is incomplete or was deleted"
         ) from None
-    actual = sha256_b64(hashlib.sha256(data).digest())
-    if params.manifest_checksum_sha256 is not None and actual != params.manifest_checksum_sha256:
-        raise IntegrityError(
-            f"manifest {params.manifest} has SHA-256 {actual}, the result recorded "
-            f"{params.manifest_checksum_sha256}"
-        )
-    manifest = Manifest.from_bytes(data)
+    manifest = Manifest.from_checked_bytes(data, params.manifest_checksum_sha256, params.manifest)
     items = tuple(
         DownloadItem(
             path=f.path,

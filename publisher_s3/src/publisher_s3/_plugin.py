@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 from publisher_core import (
     DownloadError,
     DownloadItem,
-    IntegrityError,
     Manifest,
     PublishContext,
     PublishedResult,
@@ -25,7 +23,6 @@ from publisher_core import (
     result_keys,
     result_name,
     scan_tree,
-    sha256_b64,
     unstructure_params,
 )
 
@@ -133,13 +130,8 @@ def _manifest(client: Any, params: S3Result) -> Manifest:
                 "incomplete or was deleted"
             ) from None
         raise
-    actual = sha256_b64(hashlib.sha256(data).digest())
-    if params.manifest_checksum_sha256 is not None and actual != params.manifest_checksum_sha256:
-        raise IntegrityError(
-            f"manifest s3://{params.bucket}/{params.manifest} has SHA-256 {actual}, the result "
-            f"recorded {params.manifest_checksum_sha256}"
-        )
-    return Manifest.from_bytes(data)
+    where = f"s3://{params.bucket}/{params.manifest}"
+    return Manifest.from_checked_bytes(data, params.manifest_checksum_sha256, where)
 
 
 def _listed(client: Any, params: S3Result) -> list[tuple[str, int]]:
