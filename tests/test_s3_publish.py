@@ -330,3 +330,32 @@ def test_the_declarative_examples_publish_verbatim(s3, result_dir, tmp_path, mon
     result = publish(str(spec_file), result_dir, context=PublishContext(job_id="task123"))
     get(describe(result), tmp_path / "out")
     assert snapshot(tmp_path / "out") == snapshot(result_dir)
+
+
+def test_no_secret_in_any_output_of_a_debug_cycle(s3, result_dir, cli, tmp_path):
+    """publish, describe and get with --debug print no secret key and no URL signature."""
+    bucket = s3.new_bucket()
+    env = {
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_SESSION_TOKEN": "session-token-never-printed",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    target = f"s3://{bucket}/dbg,opt=endpoint={s3.endpoint}"
+    outputs = []
+    published = cli("--debug", "publish", target, str(result_dir), env=env)
+    outputs += [published.out, published.err]
+    described = cli("--debug", "describe", "-", "--json", stdin=published.out, env=env)
+    outputs.append(described.err)
+    got = cli("--debug", "get", "-", "-o", "out", stdin=described.out, env=env)
+    outputs += [got.out, got.err]
+    failed = cli("--debug", "get", "-", "-o", "out", stdin=described.out, env=env)  # not empty
+    outputs += [failed.out, failed.err]
+    assert published.code == described.code == got.code == 0, outputs
+    assert failed.code == 2
+    assert "DEBUG publisher_" in published.err
+    for text in outputs:
+        assert s3.secret_key not in text
+        assert "session-token-never-printed" not in text
+        assert "X-Amz-Signature" not in text
+        assert "Signature=" not in text

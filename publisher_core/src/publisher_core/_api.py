@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,8 @@ __all__ = [
     "publish",
     "validate",
 ]
+
+_log = logging.getLogger(__name__)
 
 SpecLike = PublisherSpec | Mapping[str, Any] | str | os.PathLike[str]
 ResultLike = PublishedResult | Mapping[str, Any] | str | os.PathLike[str]
@@ -167,6 +170,7 @@ def _publish_call(
     settings_obj = _settings_for(publisher, settings)
     validated = _validate(publisher, loaded, context, settings_obj)
     path = _source_path(source)
+    _log.debug("%s: %s spec %r for %s", hook, publisher.type, validated.params, path)
     if hook == "plan_publish" and not publisher.implements(hook):
         raise PluginError(f"publisher {publisher.type!r} does not support dry runs")
     result = _call_plugin(

@@ -10,6 +10,7 @@ target; on any failure the staging directory is removed and the target is untouc
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -37,6 +38,7 @@ from ._models import DownloadItem, ResultDescription, redact_url
 
 __all__ = ["GetReport", "check_url", "download", "safe_relative_path"]
 
+_log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _TIMEOUT = 60.0
 
@@ -125,6 +127,7 @@ def _fetch(item: DownloadItem, dest: Path, timeout: float) -> bool:
     buffer = bytearray(_CHUNK)
     view = memoryview(buffer)
     shown = redact_url(item.url)
+    _log.debug("fetching %s -> %s", shown, item.path)
     with _open_url(item.url, timeout) as source, open(dest, "xb") as out:
         while True:
             try:
@@ -196,6 +199,7 @@ def download(
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.get-", dir=target.parent))
+    _log.debug("get: %d items into %s via %s", len(description.items), target, staging)
     try:
         tree = staging / "tree"
         tree.mkdir()

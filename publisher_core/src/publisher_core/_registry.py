@@ -10,6 +10,7 @@ a message naming both.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
@@ -25,6 +26,8 @@ from ._models import PublisherInfo
 from ._settings import DISABLED_VARIABLE
 
 __all__ = ["ENTRY_POINT_GROUP", "Publisher", "PublisherStatus", "Registry"]
+
+_log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "publisher_core.publishers"
 """The entry-point group publishers register in; the entry-point name is the Type."""
@@ -243,6 +246,7 @@ class Registry:
             raise
         except BaseException as exc:  # SystemExit from a plugin must not end the host
             entry.status, entry.error = "failed", f"import failed: {_one_line(exc)}"
+            _log.debug("publisher %r failed to import", entry.type, exc_info=True)
             return
         pm = self.plugin_manager
         name = f"publisher:{entry.type}"
@@ -264,3 +268,4 @@ class Registry:
             return
         entry.status = "ok"
         entry.publisher = Publisher(entry.type, plugin, info, self)
+        _log.debug("loaded publisher %r from %s %s", entry.type, entry.distribution, entry.version)

@@ -41,6 +41,20 @@ def _human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _publisher_modules() -> list[str]:
+    """Top-level modules of installed publishers, whose loggers ``--debug`` opens up."""
+    from importlib import metadata
+
+    from ._registry import ENTRY_POINT_GROUP
+
+    return sorted(
+        {
+            ep.value.split(".")[0].split(":")[0]
+            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)
+        }
+    )
+
+
 def _read_stdin(what: str) -> Any:
     return parse_document(sys.stdin.read(), what=what)
 
@@ -125,9 +139,13 @@ def main(debug: bool) -> None:
     """
     _state["debug"] = debug
     if debug:
+        # Debug logs of the framework and its publishers only: SDK loggers (botocore) print
+        # request headers and signatures at DEBUG, so they stay at WARNING.
         logging.basicConfig(
-            level=logging.DEBUG, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+            level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
         )
+        for name in ("publisher_core", *_publisher_modules()):
+            logging.getLogger(name).setLevel(logging.DEBUG)
 
 
 @main.command(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import mimetypes
 import threading
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from ._client import describe_client_error
 from ._spec import S3Settings
 
 __all__ = ["ArchiveUpload", "DirectoryUpload", "UploadOutcome"]
+
+_log = logging.getLogger(__name__)
 
 ARCHIVE_CONTENT_TYPE = "application/gzip"
 _ARCHIVE_PARTS_IN_FLIGHT = 4
@@ -110,6 +113,7 @@ class _Multipart:
         self.client, self.bucket, self.key, self.tracker = client, bucket, key, tracker
         reply = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
         self.upload_id: str = reply["UploadId"]
+        _log.debug("multipart upload started for s3://%s/%s", bucket, key)
         with tracker.lock:
             tracker.uploads[self.upload_id] = key
         self.parts: dict[int, str] = {}
@@ -221,6 +225,7 @@ class DirectoryUpload:
     def run(self, entries: list[TreeEntry]) -> UploadOutcome:
         """Upload the files concurrently, then the manifest; clean up on any failure."""
         workers = self.settings.concurrency
+        _log.debug("directory upload to s3://%s/%s with %d workers", self.bucket, self.key, workers)
         pool = _BoundedPool(workers, limit=2 * workers)
         try:
             for entry in entries:
