@@ -279,7 +279,7 @@ def test_endpoint_from_the_environment_is_honoured(s3, result_dir, monkeypatch):
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("PUBLISHER_S3_ADDRESSING_STYLE", "path")
     result = publish({"Type": "s3", "Bucket": bucket, "Key": "env", "Compress": True}, result_dir)
-    assert "Endpoint" not in result.params
+    assert result.params["Endpoint"] == s3.endpoint  # recorded, so describe finds the store
     assert s3.client().head_object(Bucket=bucket, Key="env.tar.gz")
 
 
@@ -359,3 +359,103 @@ def test_no_secret_in_any_output_of_a_debug_cycle(s3, result_dir, cli, tmp_path)
         assert "session-token-never-printed" not in text
         assert "X-Amz-Signature" not in text
         assert "Signature=" not in text
+
+
+def inject(monkeypatch, event: str, handler) -> None:
+    """Register ``handler`` on botocore ``event`` of every client the publisher makes.
+
+    The operation's parameters (Bucket, Key, PartNumber...) reach the handler as ``params``.
+    """
+    import publisher_s3._plugin as plugin
+    from publisher_s3._client import make_client
+
+    def remember(params, context, **_):
+        context["test_params"] = dict(params)
+
+    def call(**kwargs):
+        kwargs["params"] = kwargs["context"]["test_params"]
+        return handler(**kwargs)
+
+    def patched(*args, **kwargs):
+        client, region = make_client(*args, **kwargs)
+        client.meta.events.register_first("before-parameter-build.s3", remember)
+        client.meta.events.register(event, call)
+        return client, region
+
+    monkeypatch.setattr(plugin, "make_client", patched)
+
+
+def test_an_interrupt_after_the_manifest_landed_removes_it(s3, result_dir, monkeypatch):
+    """Ctrl-C once the manifest is stored (reply not yet seen) still leaves nothing."""
+
+    def interrupt(params, **_):
+        if params["Key"].endswith(".manifest.json"):
+            raise KeyboardInterrupt
+
+    inject(monkeypatch, "after-call.s3.PutObject", interrupt)
+    bucket = s3.new_bucket()
+    with pytest.raises(KeyboardInterrupt):
+        publish(spec(s3, bucket, "ki", False), result_dir)
+    assert s3.client().list_objects_v2(Bucket=bucket).get("Contents", []) == []
+
+
+def test_a_failed_republish_keeps_the_earlier_version_visible(
+    s3, result_dir, tmp_path, monkeypatch
+):
+    """In a versioned bucket clean-up deletes only the versions this publish created."""
+    bucket = s3.new_bucket(versioned=True)
+    first = publish(spec(s3, bucket, "same", False), result_dir)
+    assert first.params.get("ManifestVersionID")
+
+    from botocore.exceptions import EndpointConnectionError
+
+    def refuse_manifest(params, **_):
+        if params["Key"].endswith(".manifest.json"):  # as if the store became unreachable
+            raise EndpointConnectionError(endpoint_url="manifest refused by the test")
+
+    inject(monkeypatch, "before-call.s3.PutObject", refuse_manifest)
+    with pytest.raises(PublishError, match="manifest refused by the test"):
+        publish(spec(s3, bucket, "same", False), result_dir)
+    import publisher_s3._client
+    import publisher_s3._plugin
+
+    monkeypatch.setattr(publisher_s3._plugin, "make_client", publisher_s3._client.make_client)
+    get(describe(first), tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(result_dir)
+
+
+def test_a_failing_file_is_named_in_the_error(s3, result_dir, monkeypatch):
+    """The error names the object that failed, not only the prefix."""
+
+    def refuse(params, **_):
+        if params["Key"].endswith("résumé.txt"):
+            raise RuntimeError("refused")
+
+    inject(monkeypatch, "before-call.s3.PutObject", refuse)
+    bucket = s3.new_bucket()
+    with pytest.raises(PublishError, match=r"named/données/résumé\.txt"):
+        publish(spec(s3, bucket, "named", False), result_dir)
+    assert s3.client().list_objects_v2(Bucket=bucket).get("Contents", []) == []
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_part_failing_aborts_everything(s3, tmp_path, monkeypatch, compress):
+    """A failing UploadPart stops the publish, aborts the upload and removes the rest."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(3):
+        (source / f"big{i}.bin").write_bytes(os.urandom(11 * 2**20))
+    calls = []
+
+    def fail_second_part(params, **_):
+        calls.append(params["PartNumber"])
+        if params["PartNumber"] == 2:
+            raise RuntimeError("part refused by the test")
+
+    inject(monkeypatch, "before-call.s3.UploadPart", fail_second_part)
+    bucket = s3.new_bucket()
+    with pytest.raises(PublishError, match="part refused by the test"):
+        publish(spec(s3, bucket, "parts", compress), source, settings=SMALL_PARTS)
+    client = s3.client()
+    assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

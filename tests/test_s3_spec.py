@@ -97,3 +97,13 @@ def test_settings_from_the_environment():
     assert settings == S3Settings(concurrency=4, part_size=8 * 2**20, url_lifetime=600)
     with pytest.raises(SpecError, match="part_size"):
         load_settings("s3", S3Settings, environ={"PUBLISHER_S3_PART_SIZE": "1024"})
+
+
+def test_part_size_grows_to_fit_ten_thousand_parts():
+    """A file larger than part size x 10,000 gets bigger parts, whole MiB, at most 5 GiB."""
+    from publisher_s3._upload import part_size_for
+
+    mib = 2**20
+    assert part_size_for(100 * mib, 16 * mib) == 16 * mib
+    assert part_size_for(50 * 1024 * mib, 5 * mib) == 6 * mib
+    assert part_size_for(10**14, 5 * mib) == 5 * 1024 * mib

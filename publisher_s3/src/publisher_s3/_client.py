@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from publisher_core import PublishError
 
@@ -15,7 +16,7 @@ from ._spec import S3Settings
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
-__all__ = ["describe_client_error", "make_client"]
+__all__ = ["custom_endpoint", "describe_client_error", "make_client"]
 
 _DEFAULT_CUSTOM_REGION = "us-east-1"
 
@@ -80,6 +81,16 @@ def _no_expect_for_small_bodies(request: Any, **_: Any) -> None:
         body.seek(position)
     if "Expect" in request.headers and size is not None and size < _EXPECT_THRESHOLD:
         del request.headers["Expect"]
+
+
+def custom_endpoint(client: Any) -> str | None:
+    """The client's endpoint if it is not AWS's, e.g. one set by ``AWS_ENDPOINT_URL_S3``.
+
+    Recorded in the result so that ``describe`` on another machine finds the store.
+    """
+    url: str = client.meta.endpoint_url
+    host = urlsplit(url).hostname or ""
+    return None if host.endswith(".amazonaws.com") else url
 
 
 def _discover_region(session: Any, bucket: str, config: Any) -> str:

@@ -26,7 +26,7 @@ from publisher_core import (
     unstructure_params,
 )
 
-from ._client import describe_client_error, make_client
+from ._client import custom_endpoint, describe_client_error, make_client
 from ._spec import S3Params, S3Result, S3Settings, spec_problems
 
 __all__ = ["describe_result", "plan_publish", "publish", "publisher_info", "validate_spec"]
@@ -93,17 +93,19 @@ def publish(
         outcome = upload.run(entries)
     except (BotoCoreError, ClientError) as exc:
         raise PublishError(describe_client_error(exc, params.bucket, key)) from exc
+    directory = outcome.manifest_key is not None
     result = S3Result(
         bucket=params.bucket,
         key=key,
-        endpoint=params.endpoint,
+        endpoint=params.endpoint or custom_endpoint(client),
         region=region,
-        version_id=None if outcome.manifest_key else outcome.version_id,
-        checksum_sha256=None if outcome.manifest_key else outcome.checksum_sha256,
+        version_id=None if directory else outcome.version_id,
+        checksum_sha256=None if directory else outcome.checksum_sha256,
         size=outcome.size,
         files=outcome.files,
         manifest=outcome.manifest_key,
-        manifest_checksum_sha256=outcome.checksum_sha256 if outcome.manifest_key else None,
+        manifest_checksum_sha256=outcome.checksum_sha256 if directory else None,
+        manifest_version_id=outcome.version_id if directory else None,
     )
     return PublishedResult(type="s3", params=unstructure_params(result))
 
@@ -120,8 +122,11 @@ def _manifest(client: Any, params: S3Result) -> Manifest:
     from botocore.exceptions import ClientError
 
     assert params.manifest is not None
+    request = {"Bucket": params.bucket, "Key": params.manifest}
+    if params.manifest_version_id:
+        request["VersionId"] = params.manifest_version_id
     try:
-        data = client.get_object(Bucket=params.bucket, Key=params.manifest)["Body"].read()
+        data = client.get_object(**request)["Body"].read()
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
         if code in ("NoSuchKey", "404"):
@@ -161,7 +166,9 @@ def describe_result(params: S3Result, settings: S3Settings) -> ResultDescription
                 path=params.key.rsplit("/", 1)[-1],
                 url=_presign(client, params.bucket, params.key, lifetime, params.version_id),
                 size=params.size,
-                checksum_sha256=params.checksum_sha256,
+                # A result without our Size was written by another tool (Bacalhau records
+                # S3's checksum, which is composite for multipart objects): not ours to trust.
+                checksum_sha256=params.checksum_sha256 if params.size is not None else None,
                 expires=expires,
                 archive=True,
             )

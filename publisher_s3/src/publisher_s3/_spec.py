@@ -57,6 +57,7 @@ class S3Result:
     files: int | None = None
     manifest: str | None = None
     manifest_checksum_sha256: str | None = None
+    manifest_version_id: str | None = None
 
 
 def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:

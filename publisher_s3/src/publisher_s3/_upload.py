@@ -4,7 +4,8 @@ Directory mode uploads each file as ``KEY + path`` from a thread pool sharing on
 with a bounded number of files in flight, and writes the manifest last. Archive mode
 streams tar -> gzip (ISA-L) -> SHA-256 -> parts: a small archive is one PutObject, a large
 one a multipart upload whose parts go up while compression continues. Memory stays
-bounded by the part size times the parts in flight. Nothing is staged on disk.
+bounded by the part size times the parts in flight; nothing is staged on disk. The first
+failure stops the rest, and everything written is removed (see ``_cleanup``).
 """
 
 from __future__ import annotations
@@ -32,20 +33,23 @@ from publisher_core import (
     write_archive,
 )
 
+from ._cleanup import WriteLog
 from ._client import describe_client_error
-from ._spec import S3Settings
+from ._spec import MIB, S3Settings
 
-__all__ = ["ArchiveUpload", "DirectoryUpload", "UploadOutcome"]
+__all__ = ["ArchiveUpload", "DirectoryUpload", "UploadOutcome", "part_size_for"]
 
 _log = logging.getLogger(__name__)
 
 ARCHIVE_CONTENT_TYPE = "application/gzip"
 _ARCHIVE_PARTS_IN_FLIGHT = 4
+MAX_PARTS = 10_000
+MAX_PART_SIZE = 5 * 1024 * MIB
 
 
 @attrs.frozen(kw_only=True)
 class UploadOutcome:
-    """What an upload stored."""
+    """What an upload stored; for a directory, the version and checksum are the manifest's."""
 
     size: int
     checksum_sha256: str
@@ -54,46 +58,27 @@ class UploadOutcome:
     manifest_key: str | None = None
 
 
+class _Stopped(Exception):
+    """Another task failed first; this one stops without an error of its own."""
+
+
+def part_size_for(size: int, part_size: int) -> int:
+    """The part size for a file of ``size`` bytes: the setting, grown to fit 10,000 parts."""
+    needed = -(-size // MAX_PARTS)
+    return min(MAX_PART_SIZE, max(part_size, -(-needed // MIB) * MIB))
+
+
 def _sha256(data: bytes | bytearray | memoryview) -> str:
     return sha256_b64(hashlib.sha256(data).digest())
 
 
-class _Tracker:
-    """Keys written and multipart uploads open, for clean-up after a failure."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.keys: list[str] = []
-        self.uploads: dict[str, str] = {}  # upload id -> key
-
-    def cleanup(self, client: Any, bucket: str) -> list[str]:
-        """Abort open uploads and delete written keys; return what could not be removed."""
-        left: list[str] = []
-        for upload_id, key in list(self.uploads.items()):
-            try:
-                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            except Exception:
-                left.append(f"multipart upload of {key}")
-        for start in range(0, len(self.keys), 1000):
-            batch = self.keys[start : start + 1000]
-            try:
-                reply = client.delete_objects(
-                    Bucket=bucket,
-                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-                )
-                left += [e.get("Key", "?") for e in reply.get("Errors", [])]
-            except Exception:
-                left += batch
-        return left
-
-
-def _fail(exc: BaseException, tracker: _Tracker, client: Any, bucket: str, key: str) -> NoReturn:
+def _fail(exc: BaseException, log: WriteLog, bucket: str, key: str) -> NoReturn:
     """Remove what this publish wrote, then raise one error naming the failure.
 
     The error also says what could not be removed; an interrupt is re-raised as it is,
-    after the clean-up.
+    after the clean-up (which logs what it could not remove).
     """
-    left = tracker.cleanup(client, bucket)
+    left = log.cleanup()
     if not isinstance(exc, Exception):
         raise exc
     message = str(exc) if isinstance(exc, PublishError) else describe_client_error(exc, bucket, key)
@@ -104,21 +89,47 @@ def _fail(exc: BaseException, tracker: _Tracker, client: Any, bucket: str, key: 
     raise PublishError(message) from exc
 
 
+def _put(
+    client: Any, log: WriteLog, bucket: str, key: str, data: bytes, content_type: str
+) -> str | None:
+    log.writing(key)
+    try:
+        reply = client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            ChecksumAlgorithm="SHA256",  # the store verifies and keeps our value where it can
+            ChecksumSHA256=_sha256(data),
+        )
+    except BaseException as exc:
+        log.not_written(key, exc)
+        raise
+    version: str | None = reply.get("VersionId")
+    log.written(key, version)
+    return version
+
+
 class _Multipart:
-    """One multipart upload: parts go up through ``submit``; complete or abort at the end."""
+    """One multipart upload: parts go up through ``upload``; ``complete`` at the end."""
 
     def __init__(
-        self, client: Any, bucket: str, key: str, tracker: _Tracker, content_type: str
+        self, client: Any, log: WriteLog, bucket: str, key: str, content_type: str
     ) -> None:
-        self.client, self.bucket, self.key, self.tracker = client, bucket, key, tracker
+        self.client, self.log, self.bucket, self.key = client, log, bucket, key
+        log.creating(key)
         reply = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
         self.upload_id: str = reply["UploadId"]
+        log.created(key, self.upload_id)
         _log.debug("multipart upload started for s3://%s/%s", bucket, key)
-        with tracker.lock:
-            tracker.uploads[self.upload_id] = key
         self.parts: dict[int, str] = {}
 
     def upload(self, number: int, data: bytes) -> None:
+        if number > MAX_PARTS:
+            raise PublishError(
+                f"s3://{self.bucket}/{self.key} needs more than {MAX_PARTS} parts; "
+                "raise PUBLISHER_S3_PART_SIZE"
+            )
         reply = self.client.upload_part(
             Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
         )
@@ -126,48 +137,43 @@ class _Multipart:
 
     def complete(self) -> str | None:
         parts = [{"PartNumber": n, "ETag": self.parts[n]} for n in sorted(self.parts)]
-        reply = self.client.complete_multipart_upload(
-            Bucket=self.bucket,
-            Key=self.key,
-            UploadId=self.upload_id,
-            MultipartUpload={"Parts": parts},
-        )
-        with self.tracker.lock:
-            del self.tracker.uploads[self.upload_id]
-            self.tracker.keys.append(self.key)
+        self.log.writing(self.key)
+        try:
+            reply = self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException as exc:
+            self.log.not_written(self.key, exc)
+            raise
+        self.log.completed(self.upload_id)
         version: str | None = reply.get("VersionId")
+        self.log.written(self.key, version)
         return version
 
 
-def _put(
-    client: Any, bucket: str, key: str, data: bytes, content_type: str, tracker: _Tracker
-) -> str | None:
-    reply = client.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=data,
-        ContentType=content_type,
-        ChecksumAlgorithm="SHA256",  # the store verifies and keeps our value where it can
-        ChecksumSHA256=_sha256(data),
-    )
-    with tracker.lock:
-        tracker.keys.append(key)
-    version: str | None = reply.get("VersionId")
-    return version
-
-
 class _BoundedPool:
-    """A thread pool that blocks the producer once ``limit`` tasks are pending."""
+    """A thread pool that blocks the producer once ``limit`` tasks are pending.
+
+    The first failure is kept and ``stop`` is set, so producers and running tasks end
+    early instead of uploading the rest of a result that will be removed anyway.
+    """
 
     def __init__(self, workers: int, limit: int) -> None:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publisher-s3")
         self.slots = threading.BoundedSemaphore(limit)
         self.futures: list[Future[Any]] = []
         self.failure: BaseException | None = None
+        self.stop = threading.Event()
 
     def _done(self, future: Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is not None and self.failure is None:
-            self.failure = future.exception()
+        if not future.cancelled():
+            error = future.exception()
+            if error is not None and not isinstance(error, _Stopped) and self.failure is None:
+                self.failure = error
+                self.stop.set()
         self.slots.release()
 
     def submit(self, task: Callable[[], Any]) -> None:
@@ -181,10 +187,16 @@ class _BoundedPool:
         self.futures.append(future)
 
     def results(self) -> list[Any]:
-        """Wait for every task; raise the first failure."""
+        """Wait for every task; raise the first real failure."""
+        for future in self.futures:
+            future.exception()  # wait
+        if self.failure is not None:
+            raise self.failure
         return [f.result() for f in self.futures]
 
     def close(self, *, cancel: bool) -> None:
+        if cancel:
+            self.stop.set()
         self.pool.shutdown(wait=True, cancel_futures=cancel)
 
 
@@ -193,53 +205,73 @@ class DirectoryUpload:
 
     def __init__(self, client: Any, bucket: str, key: str, settings: S3Settings) -> None:
         self.client, self.bucket, self.key, self.settings = client, bucket, key, settings
-        self.tracker = _Tracker()
+        self.log = WriteLog(client, bucket)
+        workers = settings.concurrency
+        self.pool = _BoundedPool(workers, limit=2 * workers)
 
     def _file(self, entry: TreeEntry) -> ManifestFile:
         key = self.key + entry.path
+        try:
+            return self._upload_file(entry, key)
+        except (_Stopped, PublishError):
+            raise
+        except Exception as exc:  # name the object that failed, not just the prefix
+            raise PublishError(describe_client_error(exc, self.bucket, key)) from exc
+
+    def _upload_file(self, entry: TreeEntry, key: str) -> ManifestFile:
+        if self.pool.stop.is_set():
+            raise _Stopped
         content_type = mimetypes.guess_type(entry.path)[0] or "application/octet-stream"
-        part_size = self.settings.part_size
+        part_size = part_size_for(entry.size, self.settings.part_size)
+        digest = hashlib.sha256()
+        size = 0
         with open_entry(entry) as handle:
-            first = handle.read(part_size)
-            if len(first) < part_size:
-                _put(self.client, self.bucket, key, first, content_type, self.tracker)
-                size, checksum = len(first), _sha256(first)
+            chunk: bytes | None = handle.read(part_size)
+            assert chunk is not None
+            if len(chunk) < part_size:
+                _put(self.client, self.log, self.bucket, key, chunk, content_type)
+                digest.update(chunk)
+                size = len(chunk)
             else:
-                digest = hashlib.sha256()
-                upload = _Multipart(self.client, self.bucket, key, self.tracker, content_type)
-                size, number, chunk = 0, 1, first
+                upload = _Multipart(self.client, self.log, self.bucket, key, content_type)
+                number = 1
                 while chunk:
+                    if self.pool.stop.is_set():
+                        raise _Stopped
                     digest.update(chunk)
                     size += len(chunk)
                     upload.upload(number, chunk)
                     number += 1
+                    chunk = None  # let the sent part go before reading the next
                     chunk = handle.read(part_size)
                 upload.complete()
-                checksum = sha256_b64(digest.digest())
         if size != entry.size:
             raise PublishError(
                 f"{entry.path}: changed size while publishing; nothing was published"
             )
-        return ManifestFile(path=entry.path, size=size, checksum_sha256=checksum)
+        return ManifestFile(path=entry.path, size=size, checksum_sha256=sha256_b64(digest.digest()))
 
     def run(self, entries: list[TreeEntry]) -> UploadOutcome:
         """Upload the files concurrently, then the manifest; clean up on any failure."""
-        workers = self.settings.concurrency
-        _log.debug("directory upload to s3://%s/%s with %d workers", self.bucket, self.key, workers)
-        pool = _BoundedPool(workers, limit=2 * workers)
+        _log.debug(
+            "directory upload to s3://%s/%s with %d workers",
+            self.bucket,
+            self.key,
+            self.settings.concurrency,
+        )
         try:
             for entry in entries:
                 if entry.kind == "file":
-                    pool.submit(functools.partial(self._file, entry))
-            files: list[ManifestFile] = pool.results()
-            pool.close(cancel=False)
+                    self.pool.submit(functools.partial(self._file, entry))
+            files: list[ManifestFile] = self.pool.results()
+            self.pool.close(cancel=False)
             manifest = Manifest.build(files, empty_directories(entries))
             data = manifest.to_bytes()
             where = manifest_key(self.key)
-            version = _put(self.client, self.bucket, where, data, "application/json", self.tracker)
+            version = _put(self.client, self.log, self.bucket, where, data, "application/json")
         except BaseException as exc:
-            pool.close(cancel=True)
-            _fail(exc, self.tracker, self.client, self.bucket, self.key)
+            self.pool.close(cancel=True)
+            _fail(exc, self.log, self.bucket, self.key)
         return UploadOutcome(
             size=manifest.total_size,
             checksum_sha256=_sha256(data),
@@ -250,29 +282,46 @@ class DirectoryUpload:
 
 
 class _PartSink:
-    """The archive's compressed bytes, cut into parts and uploaded while more arrive."""
+    """The archive's compressed bytes, cut into parts and uploaded while more arrive.
+
+    Parts grow by one part size every 1,000 parts, so an archive of any size fits S3's
+    10,000-part limit. After a failure every further write is refused, so unwinding
+    (tarfile flushes its buffer on the way out) cannot start new requests.
+    """
 
     def __init__(self, client: Any, bucket: str, key: str, settings: S3Settings) -> None:
         self.client, self.bucket, self.key = client, bucket, key
-        self.part_size = settings.part_size
-        self.tracker = _Tracker()
+        self.base_part_size = settings.part_size
+        self.log = WriteLog(client, bucket)
         self.buffer = bytearray()
         self.multipart: _Multipart | None = None
         self.number = 0
+        self.failed = False
         in_flight = max(1, min(settings.concurrency, _ARCHIVE_PARTS_IN_FLIGHT))
         self.pool = _BoundedPool(in_flight, limit=in_flight)
 
+    @property
+    def part_size(self) -> int:
+        return min(MAX_PART_SIZE, self.base_part_size * (1 + self.number // 1000))
+
     def write(self, data: bytes, /) -> int:
-        self.buffer += data
-        while len(self.buffer) >= self.part_size:
-            self._send(bytes(self.buffer[: self.part_size]))
-            del self.buffer[: self.part_size]
+        if self.failed:  # unwinding after a failure: drop, never start new requests
+            return len(data)
+        try:
+            self.buffer += data
+            while len(self.buffer) >= self.part_size:
+                size = self.part_size
+                self._send(bytes(self.buffer[:size]))
+                del self.buffer[:size]
+        except BaseException:
+            self.failed = True
+            raise
         return len(data)
 
     def _send(self, part: bytes) -> None:
         if self.multipart is None:
             self.multipart = _Multipart(
-                self.client, self.bucket, self.key, self.tracker, ARCHIVE_CONTENT_TYPE
+                self.client, self.log, self.bucket, self.key, ARCHIVE_CONTENT_TYPE
             )
         self.number += 1
         upload, number = self.multipart, self.number
@@ -282,11 +331,11 @@ class _PartSink:
         if self.multipart is None:  # small: one PutObject, checked by the server where it can
             return _put(
                 self.client,
+                self.log,
                 self.bucket,
                 self.key,
                 bytes(self.buffer),
                 ARCHIVE_CONTENT_TYPE,
-                self.tracker,
             )
         if self.buffer:
             self._send(bytes(self.buffer))
@@ -304,7 +353,7 @@ class ArchiveUpload:
         self.settings = settings
 
     def run(self, entries: list[TreeEntry]) -> UploadOutcome:
-        """Stream the archive up; abort the multipart upload on any failure."""
+        """Stream the archive up; abort and remove everything on any failure."""
         from isal import isal_zlib
 
         try:
@@ -316,9 +365,9 @@ class ArchiveUpload:
             )
             version = self.sink.finish()
         except BaseException as exc:
+            self.sink.failed = True
             self.sink.pool.close(cancel=True)
-            sink = self.sink
-            _fail(exc, sink.tracker, sink.client, sink.bucket, sink.key)
+            _fail(exc, self.sink.log, self.sink.bucket, self.sink.key)
         return UploadOutcome(
             size=summary.size,
             checksum_sha256=summary.checksum_sha256,

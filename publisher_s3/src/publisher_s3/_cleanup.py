@@ -1,0 +1,150 @@
+"""What a publish wrote, recorded before each request, and its removal after a failure.
+
+Every key is recorded *before* the request that may create it, so an interrupt or a lost
+reply cannot leave an object (a manifest above all) that clean-up does not know about.
+Deletion is version-aware: in a versioned bucket a plain delete would only hide an
+earlier good result behind a delete marker, so the versions this publish created are
+deleted instead, and the earlier result stays the latest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+__all__ = ["WriteLog"]
+
+_log = logging.getLogger(__name__)
+_CLOCK_SLACK = timedelta(seconds=1)
+
+
+class WriteLog:
+    """Keys (with the version each created, once known) and multipart uploads of one publish."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client, self.bucket = client, bucket
+        self.started = datetime.now(timezone.utc) - _CLOCK_SLACK
+        self._lock = threading.Lock()
+        self._keys: dict[str, str | None] = {}  # key -> version id it created, if known
+        self._uploads: dict[str, str] = {}  # upload id -> key
+        self._creating: set[str] = set()  # keys whose CreateMultipartUpload got no reply
+
+    def writing(self, key: str) -> None:
+        """Record ``key`` before the request that may create it."""
+        with self._lock:
+            self._keys.setdefault(key, None)
+
+    def not_written(self, key: str, exc: BaseException) -> None:
+        """Forget ``key`` if ``exc`` proves its request created nothing.
+
+        A reply with an S3 error, or a failure before the request left (no credentials,
+        no connection, bad parameters), created nothing; anything else (an interrupt, a
+        lost reply) might have, and the key stays recorded for clean-up.
+        """
+        from botocore.exceptions import (
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ParamValidationError,
+        )
+
+        unsent = (
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ParamValidationError,
+        )
+        if isinstance(exc, unsent):
+            with self._lock:
+                if self._keys.get(key, "") is None:
+                    del self._keys[key]
+
+    def written(self, key: str, version_id: str | None) -> None:
+        """Record the version a request created."""
+        with self._lock:
+            self._keys[key] = version_id
+
+    def creating(self, key: str) -> None:
+        """Record a CreateMultipartUpload about to be sent."""
+        with self._lock:
+            self._creating.add(key)
+
+    def created(self, key: str, upload_id: str) -> None:
+        """Record the upload id a CreateMultipartUpload returned."""
+        with self._lock:
+            self._creating.discard(key)
+            self._uploads[upload_id] = key
+
+    def completed(self, upload_id: str) -> None:
+        """Forget an upload that was completed (its key is recorded separately)."""
+        with self._lock:
+            self._uploads.pop(upload_id, None)
+
+    def cleanup(self) -> list[str]:
+        """Abort open uploads and delete what was written; return what could not be removed."""
+        left = self._abort_uploads()
+        versioned = self._versioned()
+        objects: list[dict[str, str]] = []
+        for key, version in self._keys.items():
+            if version is not None:
+                objects.append({"Key": key, "VersionId": version})
+            elif versioned:
+                objects += self._versions_since_start(key, left)
+            else:
+                objects.append({"Key": key})
+        for start in range(0, len(objects), 1000):
+            batch = objects[start : start + 1000]
+            try:
+                reply = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+                left += [e.get("Key", "?") for e in reply.get("Errors", [])]
+            except Exception:
+                left += [o["Key"] for o in batch]
+        if left:
+            _log.warning("publish failed; could not remove: %s", ", ".join(left[:20]))
+        return left
+
+    def _abort_uploads(self) -> list[str]:
+        left: list[str] = []
+        uploads = dict(self._uploads)
+        for key in self._creating:  # the reply was lost: find the upload by its key
+            try:
+                listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+                for upload in listed.get("Uploads", []):
+                    if upload["Key"] == key and upload["Initiated"] >= self.started:
+                        uploads[upload["UploadId"]] = key
+            except Exception:
+                left.append(f"a multipart upload of {key}")
+        for upload_id, key in uploads.items():
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except Exception:
+                left.append(f"the multipart upload of {key}")
+        return left
+
+    def _versioned(self) -> bool:
+        if all(version is not None for version in self._keys.values()):
+            return False  # every version is known; no need to ask
+        try:
+            reply = self.client.get_bucket_versioning(Bucket=self.bucket)
+        except Exception:
+            return True  # cannot tell: take the path that never hides older versions
+        return reply.get("Status") in ("Enabled", "Suspended")
+
+    def _versions_since_start(self, key: str, left: list[str]) -> list[dict[str, str]]:
+        """Versions of ``key`` created by this publish whose reply never arrived."""
+        try:
+            listed = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
+        except Exception:
+            left.append(key)
+            return []
+        return [
+            {"Key": key, "VersionId": v["VersionId"]}
+            for v in listed.get("Versions", [])
+            if v["Key"] == key and v["LastModified"] >= self.started
+        ]
