@@ -32,8 +32,6 @@ __all__ = [
     "write_archive",
 ]
 
-_CHUNK = 1 << 20
-
 
 class BinarySink(Protocol):
     """Anything with a ``write(bytes)`` method: a file, a socket writer, an upload stream."""

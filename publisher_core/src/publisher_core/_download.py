@@ -102,12 +102,8 @@ def _open_url(url: str, timeout: float) -> Iterator[BinaryIO]:
     import urllib.error
     import urllib.request
 
-    if parts.scheme not in ("http", "https"):
-        raise DownloadError(
-            f"unsupported URL scheme {parts.scheme!r} in {shown}; expected http, https or file"
-        )
-    try:
-        response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - scheme checked
+    try:  # check_url admitted only file, http and https
+        response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310
     except urllib.error.HTTPError as exc:
         exc.close()
         raise DownloadError(f"GET {shown} failed: HTTP {exc.code} {exc.reason}") from None
@@ -120,8 +116,11 @@ def _open_url(url: str, timeout: float) -> Iterator[BinaryIO]:
         yield response
 
 
-def _fetch(item: DownloadItem, dest: Path, timeout: float) -> bool:
-    """Download ``item`` to ``dest``; verify it; return whether SHA-256 was checked."""
+def _fetch(item: DownloadItem, dest: Path, timeout: float) -> tuple[bool, int]:
+    """Download ``item`` to ``dest`` and verify it.
+
+    Returns whether SHA-256 was checked, and the number of bytes.
+    """
     digest = hashlib.sha256()
     size = 0
     buffer = bytearray(_CHUNK)
@@ -146,14 +145,14 @@ def _fetch(item: DownloadItem, dest: Path, timeout: float) -> bool:
     if item.size is not None and size != item.size:
         raise IntegrityError(f"{item.path}: got {size} bytes, the result recorded {item.size}")
     if item.checksum_sha256 is None:
-        return False
+        return False, size
     actual = sha256_b64(digest.digest())
     if actual != item.checksum_sha256:
         raise IntegrityError(
             f"{item.path}: SHA-256 is {actual}, the result recorded {item.checksum_sha256}; "
             "the stored bytes were changed or corrupted"
         )
-    return True
+    return True, size
 
 
 def _check_target(target: Path) -> None:
@@ -209,15 +208,15 @@ def download(
             (tree / directory).mkdir(parents=True, exist_ok=True)
         for item in files:
             (tree / item.path).parent.mkdir(parents=True, exist_ok=True)
-        verified = unverified = 0
+        verified = unverified = total = 0
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for checked in pool.map(lambda i: _fetch(i, tree / i.path, timeout), files):
+            for checked, size in pool.map(lambda i: _fetch(i, tree / i.path, timeout), files):
                 verified, unverified = verified + checked, unverified + (not checked)
+                total += size
         count = len(files)
-        total = sum((tree / i.path).stat().st_size for i in files)
         for index, item in enumerate(archives):
             local = staging / f"archive-{index}.tar.gz"
-            checked = _fetch(item, local, timeout)
+            checked, _ = _fetch(item, local, timeout)
             verified, unverified = verified + checked, unverified + (not checked)
             extracted_files, extracted_bytes = extract_archive(local, tree)
             local.unlink()

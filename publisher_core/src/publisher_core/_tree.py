@@ -90,20 +90,25 @@ class _Scanner:
         if stat.S_ISLNK(st.st_mode):
             self.visit_link(fs_path, rel, expanding)
         elif stat.S_ISDIR(st.st_mode):
-            self.entries.append(
-                TreeEntry(
-                    path=rel,
-                    kind="dir",
-                    source=Path(fs_path),
-                    mode=stat.S_IMODE(st.st_mode),
-                    mtime=int(st.st_mtime),
-                )
-            )
-            self.walk(fs_path, rel + "/", expanding)
+            self.add_dir(fs_path, rel, st, expanding)
         elif stat.S_ISREG(st.st_mode):
             self.add_file(fs_path, rel, st)
         else:
             self.problems.append(f"{rel}: is {_kind_of(st.st_mode)}, which cannot be published")
+
+    def add_dir(
+        self, fs_path: str, rel: str, st: os.stat_result, expanding: tuple[str, ...]
+    ) -> None:
+        self.entries.append(
+            TreeEntry(
+                path=rel,
+                kind="dir",
+                source=Path(fs_path),
+                mode=stat.S_IMODE(st.st_mode),
+                mtime=int(st.st_mtime),
+            )
+        )
+        self.walk(fs_path, rel + "/", expanding)
 
     def add_file(self, fs_path: str, rel: str, st: os.stat_result) -> None:
         self.entries.append(
@@ -150,16 +155,7 @@ class _Scanner:
             if real in expanding or (parent_real + "/").startswith(real + "/"):
                 self.problems.append(f"{rel}: symlink to a directory containing it (a cycle)")
                 return
-            self.entries.append(
-                TreeEntry(
-                    path=rel,
-                    kind="dir",
-                    source=Path(real),
-                    mode=stat.S_IMODE(st.st_mode),
-                    mtime=int(st.st_mtime),
-                )
-            )
-            self.walk(real, rel + "/", (*expanding, real))
+            self.add_dir(real, rel, st, (*expanding, real))
         else:
             self.problems.append(
                 f"{rel}: symlink to {_kind_of(st.st_mode)}, which cannot be published"

@@ -141,7 +141,7 @@ def _placement(root: Path, key: str) -> Iterator[Path]:
     created are removed again if the publish fails.
     """
     target = _destination(root, key)
-    _refuse_existing(target, root / manifest_key(key) if key.endswith("/") else target)
+    _refuse_existing(target, *([root / manifest_key(key)] if key.endswith("/") else []))
     for ancestor in target.relative_to(root).parents:
         if ancestor != Path(".") and (root / manifest_key(f"{ancestor}/")).exists():
             raise PublishError(
