@@ -1,0 +1,609 @@
+"""The benchmark suite: our publisher against what users script, on the same data and server.
+
+    .venv/bin/python bench/run.py            # the full suite (make bench); writes bench/RESULTS.md
+    .venv/bin/python bench/run.py --quick    # a one-minute smoke run at small sizes
+    .venv/bin/python bench/run.py --only A,E --runs 5
+
+Scenarios (see the README's "Benchmarks" section and bench/RESULTS.md):
+  A  archive publish of 1 GiB of text      vs tar -czf | aws s3 cp -, Bacalhau's algorithm,
+                                              and the compressor alone
+  B  directory publish, 20,000 small files  vs aws s3 cp --recursive, Bacalhau's loop;
+                                              at 0 ms and 20 ms per request
+  C  directory publish, 4 x 256 MiB         vs aws s3 cp --recursive
+  D  get of A and of B                      vs aws s3 cp (+ tar -xzf)
+  E  cold start                             vs aws --version
+  F  A and B against the real Ceph RGW      (with --ceph; the server shares the two cores)
+
+Every command runs as its own process; its wall time and peak RSS (of the largest process
+of a pipeline) are measured from outside. Each is run ``--runs`` times and the median is
+reported, except that a baseline whose first run takes more than ``--slow`` seconds is not
+repeated (it is far enough behind that noise cannot change the verdict). The servers are
+the loopback null sink of ``null_sink.py`` (a separate process) and, with ``--ceph``, the
+Ceph RGW of ``scripts/ceph-rgw.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from data import make_small_files, make_text_tree  # noqa: E402
+
+BIN = Path(sys.executable).parent
+MIB = 1 << 20
+LATENCY = 0.020  # the "remote region" setting: one 20 ms round trip per request
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario's data is."""
+
+    text_bytes: int = 1 << 30
+    text_files: int = 4  # A uses the tree whole; C is the same tree: 4 x 256 MiB
+    small_files: int = 20_000
+    sampled_files: int = 1_000  # Bacalhau's loop at 20 ms: ~21 ms per file, so sampled
+
+
+QUICK = Sizes(text_bytes=48 * MIB, small_files=600, sampled_files=200)
+
+
+@dataclass
+class Row:
+    """One tool in one scenario: its run times and peak RSS."""
+
+    tool: str
+    seconds: list[float]
+    peak_rss_mib: float
+    amount: float  # MB or files processed per run, for the rate column
+    unit: str
+    ours: bool = False
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def rate(self) -> float:
+        return self.amount / self.median
+
+
+@dataclass
+class Scenario:
+    """A table of rows and the verdicts drawn from them."""
+
+    key: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    verdicts: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    def row(self, tool: str) -> Row:
+        return next(r for r in self.rows if r.tool == tool)
+
+    def check(self, goal: str, met: bool, measured: str) -> None:
+        self.verdicts.append((goal, met, measured))
+
+
+def _rss_mib(usage: object) -> float:
+    return float(getattr(usage, "ru_maxrss", 0)) / 1024
+
+
+def measure_once(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``command``; its wall seconds and the peak RSS (MiB) of its largest process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        shown = " ".join(command)
+        raise SystemExit(
+            f"benchmark command failed ({process.returncode}): {shown}\n{errors.decode()[-2000:]}"
+        )
+    return elapsed, _rss_mib(usage)
+
+
+class Suite:
+    """Runs commands, collects rows, and writes the report."""
+
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.scenarios: list[Scenario] = []
+        (work / "tmp").mkdir()
+        aws_config = work / "aws-config"
+        aws_config.write_text("[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n")
+        self.env = {
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(work),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(work / "tmp"),
+            "AWS_ACCESS_KEY_ID": "BENCHACCESSKEY",
+            "AWS_SECRET_ACCESS_KEY": "bench-secret-key",
+            "AWS_CONFIG_FILE": str(aws_config),
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def run(
+        self,
+        scenario: Scenario,
+        tool: str,
+        command: list[str],
+        *,
+        amount: float,
+        unit: str,
+        ours: bool = False,
+        before: Callable[[], None] | None = None,
+        note: str = "",
+        runs: int | None = None,
+    ) -> Row:
+        """Run ``command`` several times (``before`` each run, untimed) and record a row."""
+        times: list[float] = []
+        peak = 0.0
+        wanted = runs or self.args.runs
+        for _ in range(wanted):
+            if before is not None:
+                before()
+            elapsed, rss = measure_once(command, self.env)
+            times.append(elapsed)
+            peak = max(peak, rss)
+            if not ours and elapsed > self.args.slow:
+                break
+        row = Row(tool, times, peak, amount, unit, ours, note)
+        scenario.rows.append(row)
+        print(
+            f"  {tool:44} {row.median:8.2f} s  {_rate(row):>14}  {peak:6.0f} MiB"
+            f"  ({len(times)} run{'s' if len(times) > 1 else ''})",
+            flush=True,
+        )
+        return row
+
+    def scenario(self, key: str, title: str) -> Scenario:
+        print(f"\n{key}. {title}", flush=True)
+        found = Scenario(key, title)
+        self.scenarios.append(found)
+        return found
+
+
+def _rate(row: Row) -> str:
+    if row.unit == "MB":
+        return f"{row.rate:.0f} MB/s"
+    if row.unit == "files":
+        return f"{row.rate:.0f} files/s"
+    return ""
+
+
+@contextmanager
+def null_sink(latency: float = 0.0, *, keep: bool = False) -> Iterator[str]:
+    """A null sink in its own process; yields its endpoint."""
+    command = [sys.executable, str(HERE / "null_sink.py"), "--latency", str(latency)]
+    if keep:
+        command.append("--keep")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@contextmanager
+def ceph(work: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """The Ceph RGW of scripts/ceph-rgw.sh; yields its endpoint and credentials."""
+    script = ROOT / "scripts" / "ceph-rgw.sh"
+    where = work / "ceph"
+    subprocess.run(["bash", str(script), "start", str(where)], check=True, capture_output=True)
+    try:
+        env = dict(line.split("=", 1) for line in (where / "env").read_text().splitlines())
+        yield env["S3_ENDPOINT"], {
+            "AWS_ACCESS_KEY_ID": env["S3_ACCESS_KEY"],
+            "AWS_SECRET_ACCESS_KEY": env["S3_SECRET_KEY"],
+        }
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(where)], check=False, capture_output=True)
+
+
+def _spec(work: Path, name: str, endpoint: str, key: str, *, compress: bool) -> str:
+    path = work / f"{name}.json"
+    spec = {
+        "Type": "s3",
+        "Params": {"Bucket": "bench", "Key": key, "Endpoint": endpoint, "Compress": compress},
+    }
+    path.write_text(json.dumps(spec))
+    return str(path)
+
+
+def _publisher(*args: str) -> list[str]:
+    return [str(BIN / "publisher"), *args]
+
+
+def _aws(endpoint: str, *args: str) -> list[str]:
+    return [str(BIN / "aws"), "s3", *args, "--endpoint-url", endpoint, "--only-show-errors"]
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, str(HERE / "baselines.py"), *args]
+
+
+def _shell(script: str) -> list[str]:
+    return ["bash", "-c", f"set -euo pipefail; {script}"]
+
+
+def _fresh(path: Path) -> Callable[[], None]:
+    def clear() -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    return clear
+
+
+def archive_scenario(suite: Suite, data: Path, endpoint: str, key: str, title: str) -> Scenario:
+    """A: one archive of the text tree; ours vs the scripted pipeline and Bacalhau's."""
+    mb = sum(p.stat().st_size for p in data.iterdir()) / 1e6
+    s = suite.scenario(key, title)
+    spec = _spec(suite.work, f"{key}-archive", endpoint, "a/result.tar.gz", compress=True)
+    ours = suite.run(s, "publisher publish (archive)", _publisher("publish", spec, str(data)),
+                     amount=mb, unit="MB", ours=True)
+    if key == "A":
+        level = _setting("compression_level")
+        threads = _setting("compression_threads")
+        alone = suite.run(
+            s,
+            f"compressor alone (ISA-L level {level}, {threads} threads)",
+            _python("compress", str(data), "--level", str(level), "--threads", str(threads)),
+            amount=mb,
+            unit="MB",
+        )
+        ratio = ours.median / alone.median
+        s.check("end-to-end within 1.3x of the compressor alone", ratio <= 1.3, f"{ratio:.2f}x")
+        s.check("peak RSS <= 200 MiB", ours.peak_rss_mib <= 200, f"{ours.peak_rss_mib:.0f} MiB")
+    scripted = suite.run(
+        s,
+        "tar -czf - DIR | aws s3 cp - s3://B/K",
+        _shell(
+            f"tar -czf - -C {data} . | "
+            + " ".join(_aws(endpoint, "cp", "-", "s3://bench/a/scripted.tar.gz"))
+        ),
+        amount=mb,
+        unit="MB",
+    )
+    speedup = scripted.median / ours.median
+    s.check(">= 10x faster than tar -czf | aws s3 cp -", speedup >= 10, f"{speedup:.1f}x")
+    if key == "A":
+        suite.run(
+            s,
+            "Bacalhau's algorithm (tar.gz to a temp file, upload_file)",
+            _python("bacalhau-archive", str(data), endpoint, "bench", "a/bacalhau.tar.gz"),
+            amount=mb,
+            unit="MB",
+        )
+    return s
+
+
+def directory_scenario(
+    suite: Suite, data: Path, sample: Path | None, endpoint: str, key: str, title: str,
+    *, remote: bool,
+) -> Scenario:
+    """B: many small files, one object each; ours vs aws s3 cp and Bacalhau's loop."""
+    count = sum(1 for p in data.rglob("*") if p.is_file())
+    s = suite.scenario(key, title)
+    spec = _spec(suite.work, f"{key}-dir", endpoint, "b/result/", compress=False)
+    ours = suite.run(s, "publisher publish (directory)", _publisher("publish", spec, str(data)),
+                     amount=count, unit="files", ours=True)
+    aws = suite.run(
+        s,
+        "aws s3 cp --recursive",
+        _aws(endpoint, "cp", "--recursive", str(data), "s3://bench/b/aws/"),
+        amount=count,
+        unit="files",
+    )
+    source, sampled = (sample, True) if sample is not None else (data, False)
+    n = sum(1 for p in source.rglob("*") if p.is_file())
+    loop = suite.run(
+        s,
+        "Bacalhau's loop (sequential put_object)",
+        _python("bacalhau-dir", str(source), endpoint, "bench", "b/bacalhau/"),
+        amount=n,
+        unit="files",
+        note=f"sampled: {n} of the {count} files, rate compared" if sampled else "",
+    )
+    vs_aws, vs_loop = ours.rate / aws.rate, ours.rate / loop.rate
+    if remote:
+        s.check(">= 3x the files/s of aws s3 cp --recursive", vs_aws >= 3, f"{vs_aws:.1f}x")
+        s.check(">= 15x the files/s of Bacalhau's loop", vs_loop >= 15, f"{vs_loop:.1f}x")
+    else:
+        s.check("no slower than aws s3 cp --recursive", vs_aws >= 1, f"{vs_aws:.1f}x")
+        s.check("no slower than Bacalhau's loop", vs_loop >= 1, f"{vs_loop:.1f}x")
+    return s
+
+
+def large_files_scenario(suite: Suite, data: Path, endpoint: str) -> Scenario:
+    """C: a few large files in directory mode; ours vs aws s3 cp --recursive."""
+    mb = sum(p.stat().st_size for p in data.iterdir()) / 1e6
+    files = sum(1 for _ in data.iterdir())
+    each = mb / files
+    s = suite.scenario("C", f"directory publish of {files} x {each:.0f} MB files (null sink)")
+    spec = _spec(suite.work, "C-dir", endpoint, "c/result/", compress=False)
+    ours = suite.run(s, "publisher publish (directory)", _publisher("publish", spec, str(data)),
+                     amount=mb, unit="MB", ours=True)
+    aws = suite.run(s, "aws s3 cp --recursive",
+                    _aws(endpoint, "cp", "--recursive", str(data), "s3://bench/c/aws/"),
+                    amount=mb, unit="MB")
+    ratio = aws.median / ours.median
+    s.check(">= 1.5x aws s3 cp --recursive", ratio >= 1.5, f"{ratio:.1f}x")
+    return s
+
+
+def get_scenarios(suite: Suite, big: Path, small: Path) -> None:
+    """D: ``get`` (download, verify, extract) vs aws s3 cp (+ tar -xzf), from a keeping sink."""
+    with null_sink(keep=True) as endpoint:
+        results = {}
+        for name, data, key, compress in (
+            ("archive", big, "d/result.tar.gz", True),
+            ("directory", small, "d/result/", False),
+        ):
+            spec = _spec(suite.work, f"D-{name}", endpoint, key, compress=compress)
+            out = subprocess.run(
+                _publisher("publish", spec, str(data)),
+                env=suite.env, check=True, capture_output=True, text=True,
+            )
+            results[name] = suite.work / f"D-{name}-result.yaml"
+            results[name].write_text(out.stdout)
+        target = suite.work / "restored"
+        mb = sum(p.stat().st_size for p in big.iterdir()) / 1e6
+        count = sum(1 for p in small.rglob("*") if p.is_file())
+
+        s = suite.scenario("D1", f"get of the archive of A ({mb:.0f} MB of text; null sink)")
+        ours = suite.run(s, "publisher get (verify + extract)",
+                         _publisher("get", str(results["archive"]), "-o", str(target)),
+                         amount=mb, unit="MB", ours=True, before=_fresh(target))
+        base = suite.run(
+            s,
+            "aws s3 cp s3://B/K - | tar -xzf -",
+            _shell(
+                f"mkdir -p {target} && "
+                + " ".join(_aws(endpoint, "cp", "s3://bench/d/result.tar.gz", "-"))
+                + f" | tar -xzf - -C {target}"
+            ),
+            amount=mb, unit="MB", before=_fresh(target),
+        )
+        ratio = base.median / ours.median
+        s.check(">= 2x aws s3 cp | tar -xzf (ours verifies SHA-256)", ratio >= 2, f"{ratio:.1f}x")
+
+        s = suite.scenario("D2", f"get of the directory of B ({count} files; null sink)")
+        ours = suite.run(s, "publisher get (verify)",
+                         _publisher("get", str(results["directory"]), "-o", str(target)),
+                         amount=count, unit="files", ours=True, before=_fresh(target))
+        base = suite.run(s, "aws s3 cp --recursive",
+                         _aws(endpoint, "cp", "--recursive", "s3://bench/d/result/", str(target)),
+                         amount=count, unit="files", before=_fresh(target))
+        ratio = base.median / ours.median
+        s.check(">= 2x aws s3 cp --recursive (ours verifies SHA-256)", ratio >= 2, f"{ratio:.1f}x")
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def cold_start_scenario(suite: Suite) -> None:
+    """E: start-up of the CLI, and that list/validate do not import boto3."""
+    s = suite.scenario("E", "cold start")
+    spec = _spec(suite.work, "E", "https://s3.example.com", "e/{jobID}/", compress=False)
+    runs = max(5, suite.args.runs)
+    rows = {
+        name: suite.run(s, name, command, amount=1, unit="", ours=name.startswith("publisher"),
+                        runs=runs)
+        for name, command in (
+            ("publisher --help", _publisher("--help")),
+            ("publisher list", _publisher("list")),
+            ("publisher validate SPEC", _publisher("validate", spec)),
+            ("aws --version", [str(BIN / "aws"), "--version"]),
+        )
+    }
+    probe = (
+        "import sys; from publisher_core.cli import run; "
+        f"run(['list']); run(['validate', {spec!r}]); "
+        "print(json.dumps(sorted(m for m in ('boto3', 'botocore', 'isal') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", "import json; " + probe], env=suite.env,
+                         check=True, capture_output=True, text=True)
+    imported = json.loads(out.stdout.strip().splitlines()[-1])
+    for name in ("publisher list", "publisher validate SPEC"):
+        median = rows[name].median
+        s.check(f"{name} under 0.3 s", median < 0.3, f"{median:.3f} s")
+    s.check("list and validate import no boto3/botocore", not imported,
+            ", ".join(imported) or "none imported")
+
+
+def _setting(name: str) -> int:
+    from publisher_s3 import S3Settings
+
+    return int(getattr(S3Settings(), name, 1))
+
+
+def machine() -> list[str]:
+    """Facts about this machine and the tools measured."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory = next(
+            int(line.split()[1]) // (1024 * 1024)
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    except (OSError, StopIteration):
+        memory = 0
+    versions = ", ".join(
+        f"{name} {_version(name)}"
+        for name in ("publisher-core", "publisher-s3", "boto3", "botocore", "awscli", "isal")
+    )
+    tar = subprocess.run(["tar", "--version"], capture_output=True, text=True).stdout
+    return [
+        f"- CPU: {cpu}; {len(os.sched_getaffinity(0))} cores available; {memory} GiB RAM",
+        f"- {platform.system()} {platform.release()}; Python {platform.python_version()}",
+        f"- {versions}; {tar.splitlines()[0] if tar else 'tar unknown'}",
+    ]
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def report(suite: Suite, started: float, command: str) -> str:
+    """The results as Markdown (what bench/RESULTS.md holds)."""
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Generated by `{command}` on {now} in {time.time() - started:.0f} s; "
+        "do not edit by hand, rerun it.",
+        "",
+        *machine(),
+        "",
+        f"Median of up to {suite.args.runs} runs per tool (a baseline slower than "
+        f"{suite.args.slow:.0f} s per run is run once). Times are wall clock of a fresh "
+        "process, start-up included; peak RSS is that of the largest process. "
+        "\"vs ours\" is how many times longer the tool took than ours (for a sampled run: "
+        "how many times our rate is its rate). The null sink is a loopback server in its own "
+        "process that discards (or, for D, keeps in memory) what it is sent; at 20 ms it "
+        "sleeps 20 ms before each reply.",
+        "",
+    ]
+    verdicts = []
+    for s in suite.scenarios:
+        ours = next((r for r in s.rows if r.ours), None)
+        lines += [f"## {s.key}. {s.title}", "", "| tool | runs | median s | rate | peak RSS MiB | vs ours |",
+                  "|---|---|---|---|---|---|"]
+        for r in s.rows:
+            if ours is None or r.unit == "":
+                versus = ""
+            elif r is ours:
+                versus = "1.00"
+            else:
+                versus = f"{ours.rate / r.rate:.2f}" if r.note else f"{r.median / ours.median:.2f}"
+            tool = f"**{r.tool}**" if r.ours else r.tool
+            note = f" ({r.note})" if r.note else ""
+            spread = f" ({min(r.seconds):.2f}-{max(r.seconds):.2f})" if len(r.seconds) > 1 else ""
+            lines.append(
+                f"| {tool}{note} | {len(r.seconds)} | {r.median:.2f}{spread} | {_rate(r)} | "
+                f"{r.peak_rss_mib:.0f} | {versus} |"
+            )
+        lines.append("")
+        verdicts += [(s.key, *v) for v in s.verdicts]
+    lines += ["## Targets", "", "| scenario | target | measured | met |", "|---|---|---|---|"]
+    lines += [f"| {k} | {goal} | {measured} | {'yes' if met else '**no**'} |"
+              for k, goal, met, measured in verdicts]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke run")
+    parser.add_argument("--only", default="A,B,C,D,E", help="scenarios to run, e.g. A,E")
+    parser.add_argument("--runs", type=int, default=3, help="runs per tool (median reported)")
+    parser.add_argument("--slow", type=float, default=30.0,
+                        help="do not repeat a baseline whose run takes longer (seconds)")
+    parser.add_argument("--ceph", action="store_true", help="also run A and B on Ceph RGW (F)")
+    parser.add_argument("--out", type=Path, help="write the Markdown report here "
+                        "(default: bench/RESULTS.md for a full run, nowhere for --quick)")
+    parser.add_argument("--workdir", type=Path, help="where to put data (default: a temp dir)")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs = 1
+    sizes = QUICK if args.quick else Sizes()
+    only = set(args.only.upper().replace(" ", "").split(","))
+    out = args.out or (None if args.quick or only != set("ABCDE") else HERE / "RESULTS.md")
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="publisher-bench-", dir=args.workdir) as tmp:
+        work = Path(tmp)
+        suite = Suite(args, work)
+        print(f"generating data in {work} ...", flush=True)
+        big = make_text_tree(work / "text", sizes.text_bytes, files=sizes.text_files)
+        small = make_small_files(work / "small", sizes.small_files)
+        sample = make_small_files(work / "sample", sizes.sampled_files)
+        mb = sizes.text_bytes / MIB
+        if "A" in only:
+            with null_sink() as endpoint:
+                archive_scenario(suite, big, endpoint, "A",
+                                 f"archive publish of {mb:.0f} MiB of text (null sink)")
+        if "B" in only:
+            with null_sink() as endpoint:
+                directory_scenario(suite, small, None, endpoint, "B0",
+                                   f"directory publish of {sizes.small_files} files of 2-8 KiB "
+                                   "(null sink, 0 ms)", remote=False)
+            with null_sink(LATENCY) as endpoint:
+                directory_scenario(suite, small, sample, endpoint, "B20",
+                                   f"directory publish of {sizes.small_files} files of 2-8 KiB "
+                                   f"(null sink, {LATENCY * 1000:.0f} ms per request)", remote=True)
+        if "C" in only:
+            with null_sink() as endpoint:
+                large_files_scenario(suite, big, endpoint)
+        if "D" in only:
+            get_scenarios(suite, big, small)
+        if "E" in only:
+            cold_start_scenario(suite)
+        if args.ceph or "F" in only:
+            with ceph(work) as (endpoint, credentials):
+                saved = dict(suite.env)
+                suite.env.update(credentials)
+                _make_bucket(endpoint, credentials)
+                archive_scenario(suite, big, endpoint, "F1",
+                                 f"archive publish of {mb:.0f} MiB of text (Ceph RGW)")
+                directory_scenario(suite, small, None, endpoint, "F2",
+                                   f"directory publish of {sizes.small_files} files (Ceph RGW)",
+                                   remote=False)
+                suite.env = saved
+    command = "make bench" if not args.quick and out == HERE / "RESULTS.md" else " ".join(
+        ["bench/run.py", *sys.argv[1:]])
+    text = report(suite, started, command)
+    print()
+    print(text[text.index("## Targets"):])
+    if out is not None:
+        out.write_text(text)
+        print(f"wrote {out}")
+    print(f"(suite ran in {time.time() - started:.0f} s)")
+
+
+def _make_bucket(endpoint: str, credentials: dict[str, str]) -> None:
+    import boto3
+    from botocore.config import Config
+
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}),
+    ).create_bucket(Bucket="bench")
+
+
+if __name__ == "__main__":
+    main()
