@@ -72,7 +72,9 @@ def bacalhau_dir(root: Path, endpoint: str, bucket: str, prefix: str) -> None:
     client = _client(endpoint)
     for path in _files(root):
         with open(path, "rb") as body:
-            client.put_object(Bucket=bucket, Key=prefix + path.relative_to(root).as_posix(), Body=body)
+            client.put_object(
+                Bucket=bucket, Key=prefix + path.relative_to(root).as_posix(), Body=body
+            )
 
 
 def main() -> None:

@@ -118,9 +118,7 @@ class NullSinkHandler(http.server.BaseHTTPRequestHandler):
         else:
             parts = self.server.parts.pop(query.get("uploadId", [""])[0], {})
             if self.server.keep:
-                self.server.objects[f"{bucket}/{key}"] = b"".join(
-                    parts[n] for n in sorted(parts)
-                )
+                self.server.objects[f"{bucket}/{key}"] = b"".join(parts[n] for n in sorted(parts))
             body = (
                 f"<CompleteMultipartUploadResult><Bucket>{escape(bucket)}</Bucket>"
                 f'<Key>{escape(key)}</Key><ETag>"done-{len(parts)}"</ETag>'

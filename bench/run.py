@@ -220,10 +220,13 @@ def ceph(work: Path) -> Iterator[tuple[str, dict[str, str]]]:
     subprocess.run(["bash", str(script), "start", str(where)], check=True, capture_output=True)
     try:
         env = dict(line.split("=", 1) for line in (where / "env").read_text().splitlines())
-        yield env["S3_ENDPOINT"], {
-            "AWS_ACCESS_KEY_ID": env["S3_ACCESS_KEY"],
-            "AWS_SECRET_ACCESS_KEY": env["S3_SECRET_KEY"],
-        }
+        yield (
+            env["S3_ENDPOINT"],
+            {
+                "AWS_ACCESS_KEY_ID": env["S3_ACCESS_KEY"],
+                "AWS_SECRET_ACCESS_KEY": env["S3_SECRET_KEY"],
+            },
+        )
     finally:
         subprocess.run(["bash", str(script), "stop", str(where)], check=False, capture_output=True)
 
@@ -266,8 +269,14 @@ def archive_scenario(suite: Suite, data: Path, endpoint: str, key: str, title: s
     mb = sum(p.stat().st_size for p in data.iterdir()) / 1e6
     s = suite.scenario(key, title)
     spec = _spec(suite.work, f"{key}-archive", endpoint, "a/result.tar.gz", compress=True)
-    ours = suite.run(s, "publisher publish (archive)", _publisher("publish", spec, str(data)),
-                     amount=mb, unit="MB", ours=True)
+    ours = suite.run(
+        s,
+        "publisher publish (archive)",
+        _publisher("publish", spec, str(data)),
+        amount=mb,
+        unit="MB",
+        ours=True,
+    )
     if key == "A":
         level = _setting("compression_level")
         threads = _setting("compression_threads")
@@ -305,15 +314,27 @@ def archive_scenario(suite: Suite, data: Path, endpoint: str, key: str, title: s
 
 
 def directory_scenario(
-    suite: Suite, data: Path, sample: Path | None, endpoint: str, key: str, title: str,
-    *, remote: bool,
+    suite: Suite,
+    data: Path,
+    sample: Path | None,
+    endpoint: str,
+    key: str,
+    title: str,
+    *,
+    remote: bool,
 ) -> Scenario:
     """B: many small files, one object each; ours vs aws s3 cp and Bacalhau's loop."""
     count = sum(1 for p in data.rglob("*") if p.is_file())
     s = suite.scenario(key, title)
     spec = _spec(suite.work, f"{key}-dir", endpoint, "b/result/", compress=False)
-    ours = suite.run(s, "publisher publish (directory)", _publisher("publish", spec, str(data)),
-                     amount=count, unit="files", ours=True)
+    ours = suite.run(
+        s,
+        "publisher publish (directory)",
+        _publisher("publish", spec, str(data)),
+        amount=count,
+        unit="files",
+        ours=True,
+    )
     aws = suite.run(
         s,
         "aws s3 cp --recursive",
@@ -348,11 +369,21 @@ def large_files_scenario(suite: Suite, data: Path, endpoint: str) -> Scenario:
     each = mb / files
     s = suite.scenario("C", f"directory publish of {files} x {each:.0f} MB files (null sink)")
     spec = _spec(suite.work, "C-dir", endpoint, "c/result/", compress=False)
-    ours = suite.run(s, "publisher publish (directory)", _publisher("publish", spec, str(data)),
-                     amount=mb, unit="MB", ours=True)
-    aws = suite.run(s, "aws s3 cp --recursive",
-                    _aws(endpoint, "cp", "--recursive", str(data), "s3://bench/c/aws/"),
-                    amount=mb, unit="MB")
+    ours = suite.run(
+        s,
+        "publisher publish (directory)",
+        _publisher("publish", spec, str(data)),
+        amount=mb,
+        unit="MB",
+        ours=True,
+    )
+    aws = suite.run(
+        s,
+        "aws s3 cp --recursive",
+        _aws(endpoint, "cp", "--recursive", str(data), "s3://bench/c/aws/"),
+        amount=mb,
+        unit="MB",
+    )
     ratio = aws.median / ours.median
     s.check(">= 1.5x aws s3 cp --recursive", ratio >= 1.5, f"{ratio:.1f}x")
     return s
@@ -369,7 +400,10 @@ def get_scenarios(suite: Suite, big: Path, small: Path) -> None:
             spec = _spec(suite.work, f"D-{name}", endpoint, key, compress=compress)
             out = subprocess.run(
                 _publisher("publish", spec, str(data)),
-                env=suite.env, check=True, capture_output=True, text=True,
+                env=suite.env,
+                check=True,
+                capture_output=True,
+                text=True,
             )
             results[name] = suite.work / f"D-{name}-result.yaml"
             results[name].write_text(out.stdout)
@@ -378,9 +412,15 @@ def get_scenarios(suite: Suite, big: Path, small: Path) -> None:
         count = sum(1 for p in small.rglob("*") if p.is_file())
 
         s = suite.scenario("D1", f"get of the archive of A ({mb:.0f} MB of text; null sink)")
-        ours = suite.run(s, "publisher get (verify + extract)",
-                         _publisher("get", str(results["archive"]), "-o", str(target)),
-                         amount=mb, unit="MB", ours=True, before=_fresh(target))
+        ours = suite.run(
+            s,
+            "publisher get (verify + extract)",
+            _publisher("get", str(results["archive"]), "-o", str(target)),
+            amount=mb,
+            unit="MB",
+            ours=True,
+            before=_fresh(target),
+        )
         base = suite.run(
             s,
             "aws s3 cp s3://B/K - | tar -xzf -",
@@ -389,18 +429,31 @@ def get_scenarios(suite: Suite, big: Path, small: Path) -> None:
                 + " ".join(_aws(endpoint, "cp", "s3://bench/d/result.tar.gz", "-"))
                 + f" | tar -xzf - -C {target}"
             ),
-            amount=mb, unit="MB", before=_fresh(target),
+            amount=mb,
+            unit="MB",
+            before=_fresh(target),
         )
         ratio = base.median / ours.median
         s.check(">= 2x aws s3 cp | tar -xzf (ours verifies SHA-256)", ratio >= 2, f"{ratio:.1f}x")
 
         s = suite.scenario("D2", f"get of the directory of B ({count} files; null sink)")
-        ours = suite.run(s, "publisher get (verify)",
-                         _publisher("get", str(results["directory"]), "-o", str(target)),
-                         amount=count, unit="files", ours=True, before=_fresh(target))
-        base = suite.run(s, "aws s3 cp --recursive",
-                         _aws(endpoint, "cp", "--recursive", "s3://bench/d/result/", str(target)),
-                         amount=count, unit="files", before=_fresh(target))
+        ours = suite.run(
+            s,
+            "publisher get (verify)",
+            _publisher("get", str(results["directory"]), "-o", str(target)),
+            amount=count,
+            unit="files",
+            ours=True,
+            before=_fresh(target),
+        )
+        base = suite.run(
+            s,
+            "aws s3 cp --recursive",
+            _aws(endpoint, "cp", "--recursive", "s3://bench/d/result/", str(target)),
+            amount=count,
+            unit="files",
+            before=_fresh(target),
+        )
         ratio = base.median / ours.median
         s.check(">= 2x aws s3 cp --recursive (ours verifies SHA-256)", ratio >= 2, f"{ratio:.1f}x")
         shutil.rmtree(target, ignore_errors=True)
@@ -412,8 +465,9 @@ def cold_start_scenario(suite: Suite) -> None:
     spec = _spec(suite.work, "E", "https://s3.example.com", "e/{jobID}/", compress=False)
     runs = max(5, suite.args.runs)
     rows = {
-        name: suite.run(s, name, command, amount=1, unit="", ours=name.startswith("publisher"),
-                        runs=runs)
+        name: suite.run(
+            s, name, command, amount=1, unit="", ours=name.startswith("publisher"), runs=runs
+        )
         for name, command in (
             ("publisher --help", _publisher("--help")),
             ("publisher list", _publisher("list")),
@@ -426,20 +480,28 @@ def cold_start_scenario(suite: Suite) -> None:
         f"run(['list']); run(['validate', {spec!r}]); "
         "print(json.dumps(sorted(m for m in ('boto3', 'botocore', 'isal') if m in sys.modules)))"
     )
-    out = subprocess.run([sys.executable, "-c", "import json; " + probe], env=suite.env,
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import json; " + probe],
+        env=suite.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     imported = json.loads(out.stdout.strip().splitlines()[-1])
     for name in ("publisher list", "publisher validate SPEC"):
         median = rows[name].median
         s.check(f"{name} under 0.3 s", median < 0.3, f"{median:.3f} s")
-    s.check("list and validate import no boto3/botocore", not imported,
-            ", ".join(imported) or "none imported")
+    s.check(
+        "list and validate import no boto3/botocore",
+        not imported,
+        ", ".join(imported) or "none imported",
+    )
 
 
 def _setting(name: str) -> int:
     from publisher_s3 import S3Settings
 
-    return int(getattr(S3Settings(), name, 1))
+    return int(getattr(S3Settings(), name))
 
 
 def machine() -> list[str]:
@@ -490,7 +552,7 @@ def report(suite: Suite, started: float, command: str) -> str:
         f"Median of up to {suite.args.runs} runs per tool (a baseline slower than "
         f"{suite.args.slow:.0f} s per run is run once). Times are wall clock of a fresh "
         "process, start-up included; peak RSS is that of the largest process. "
-        "\"vs ours\" is how many times longer the tool took than ours (for a sampled run: "
+        '"vs ours" is how many times longer the tool took than ours (for a sampled run: '
         "how many times our rate is its rate). The null sink is a loopback server in its own "
         "process that discards (or, for D, keeps in memory) what it is sent; at 20 ms it "
         "sleeps 20 ms before each reply.",
@@ -499,8 +561,12 @@ def report(suite: Suite, started: float, command: str) -> str:
     verdicts = []
     for s in suite.scenarios:
         ours = next((r for r in s.rows if r.ours), None)
-        lines += [f"## {s.key}. {s.title}", "", "| tool | runs | median s | rate | peak RSS MiB | vs ours |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            f"## {s.key}. {s.title}",
+            "",
+            "| tool | runs | median s | rate | peak RSS MiB | vs ours |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in s.rows:
             if ours is None or r.unit == "":
                 versus = ""
@@ -518,8 +584,10 @@ def report(suite: Suite, started: float, command: str) -> str:
         lines.append("")
         verdicts += [(s.key, *v) for v in s.verdicts]
     lines += ["## Targets", "", "| scenario | target | measured | met |", "|---|---|---|---|"]
-    lines += [f"| {k} | {goal} | {measured} | {'yes' if met else '**no**'} |"
-              for k, goal, met, measured in verdicts]
+    lines += [
+        f"| {k} | {goal} | {measured} | {'yes' if met else '**no**'} |"
+        for k, goal, met, measured in verdicts
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -528,11 +596,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke run")
     parser.add_argument("--only", default="A,B,C,D,E", help="scenarios to run, e.g. A,E")
     parser.add_argument("--runs", type=int, default=3, help="runs per tool (median reported)")
-    parser.add_argument("--slow", type=float, default=30.0,
-                        help="do not repeat a baseline whose run takes longer (seconds)")
+    parser.add_argument(
+        "--slow",
+        type=float,
+        default=30.0,
+        help="do not repeat a baseline whose run takes longer (seconds)",
+    )
     parser.add_argument("--ceph", action="store_true", help="also run A and B on Ceph RGW (F)")
-    parser.add_argument("--out", type=Path, help="write the Markdown report here "
-                        "(default: bench/RESULTS.md for a full run, nowhere for --quick)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the Markdown report here "
+        "(default: bench/RESULTS.md for a full run, nowhere for --quick)",
+    )
     parser.add_argument("--workdir", type=Path, help="where to put data (default: a temp dir)")
     args = parser.parse_args()
     if args.quick:
@@ -551,17 +627,35 @@ def main() -> None:
         mb = sizes.text_bytes / MIB
         if "A" in only:
             with null_sink() as endpoint:
-                archive_scenario(suite, big, endpoint, "A",
-                                 f"archive publish of {mb:.0f} MiB of text (null sink)")
+                archive_scenario(
+                    suite,
+                    big,
+                    endpoint,
+                    "A",
+                    f"archive publish of {mb:.0f} MiB of text (null sink)",
+                )
         if "B" in only:
             with null_sink() as endpoint:
-                directory_scenario(suite, small, None, endpoint, "B0",
-                                   f"directory publish of {sizes.small_files} files of 2-8 KiB "
-                                   "(null sink, 0 ms)", remote=False)
+                directory_scenario(
+                    suite,
+                    small,
+                    None,
+                    endpoint,
+                    "B0",
+                    f"directory publish of {sizes.small_files} files of 2-8 KiB (null sink, 0 ms)",
+                    remote=False,
+                )
             with null_sink(LATENCY) as endpoint:
-                directory_scenario(suite, small, sample, endpoint, "B20",
-                                   f"directory publish of {sizes.small_files} files of 2-8 KiB "
-                                   f"(null sink, {LATENCY * 1000:.0f} ms per request)", remote=True)
+                directory_scenario(
+                    suite,
+                    small,
+                    sample,
+                    endpoint,
+                    "B20",
+                    f"directory publish of {sizes.small_files} files of 2-8 KiB "
+                    f"(null sink, {LATENCY * 1000:.0f} ms per request)",
+                    remote=True,
+                )
         if "C" in only:
             with null_sink() as endpoint:
                 large_files_scenario(suite, big, endpoint)
@@ -574,17 +668,31 @@ def main() -> None:
                 saved = dict(suite.env)
                 suite.env.update(credentials)
                 _make_bucket(endpoint, credentials)
-                archive_scenario(suite, big, endpoint, "F1",
-                                 f"archive publish of {mb:.0f} MiB of text (Ceph RGW)")
-                directory_scenario(suite, small, None, endpoint, "F2",
-                                   f"directory publish of {sizes.small_files} files (Ceph RGW)",
-                                   remote=False)
+                archive_scenario(
+                    suite,
+                    big,
+                    endpoint,
+                    "F1",
+                    f"archive publish of {mb:.0f} MiB of text (Ceph RGW)",
+                )
+                directory_scenario(
+                    suite,
+                    small,
+                    None,
+                    endpoint,
+                    "F2",
+                    f"directory publish of {sizes.small_files} files (Ceph RGW)",
+                    remote=False,
+                )
                 suite.env = saved
-    command = "make bench" if not args.quick and out == HERE / "RESULTS.md" else " ".join(
-        ["bench/run.py", *sys.argv[1:]])
+    command = (
+        "make bench"
+        if not args.quick and out == HERE / "RESULTS.md"
+        else " ".join(["bench/run.py", *sys.argv[1:]])
+    )
     text = report(suite, started, command)
     print()
-    print(text[text.index("## Targets"):])
+    print(text[text.index("## Targets") :])
     if out is not None:
         out.write_text(text)
         print(f"wrote {out}")

@@ -459,3 +459,22 @@ def test_a_part_failing_aborts_everything(s3, tmp_path, monkeypatch, compress):
     client = s3.client()
     assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_an_unreachable_store_at_create_multipart_reports_nothing_left(s3, tmp_path, monkeypatch):
+    """A CreateMultipartUpload that never left creates no upload: none is reported left."""
+    from botocore.exceptions import EndpointConnectionError
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(6 * 2**20))
+
+    def unreachable(**_):
+        raise EndpointConnectionError(endpoint_url="store unreachable in the test")
+
+    inject(monkeypatch, "before-call.s3.CreateMultipartUpload", unreachable)
+    bucket = s3.new_bucket()
+    with pytest.raises(PublishError, match="store unreachable in the test") as failure:
+        publish(spec(s3, bucket, "gone", False), source, settings=SMALL_PARTS)
+    assert "could not remove" not in str(failure.value)
+    assert s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

@@ -6,7 +6,16 @@ use the key, tree, archive and manifest helpers re-exported here.
 """
 
 from ._api import default_registry, describe, get, load_result, load_spec, plan, publish, validate
-from ._archive import ArchiveSummary, HashingSink, sha256_b64, write_archive
+from ._archive import (
+    ArchiveSummary,
+    BinarySink,
+    GzipFactory,
+    GzipStream,
+    HashingSink,
+    sha256_b64,
+    write_archive,
+    zlib_gzip,
+)
 from ._convert import capital_name, converter, structure_params, unstructure_params
 from ._documents import (
     description_from_document,
@@ -63,9 +72,12 @@ __all__ = [
     "MAX_KEY_BYTES",
     "PLACEHOLDERS",
     "ArchiveSummary",
+    "BinarySink",
     "DownloadError",
     "DownloadItem",
     "GetReport",
+    "GzipFactory",
+    "GzipStream",
     "HashingSink",
     "IntegrityError",
     "Manifest",
@@ -125,4 +137,5 @@ __all__ = [
     "unstructure_params",
     "validate",
     "write_archive",
+    "zlib_gzip",
 ]

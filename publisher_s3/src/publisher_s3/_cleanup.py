@@ -37,31 +37,17 @@ class WriteLog:
             self._keys.setdefault(key, None)
 
     def not_written(self, key: str, exc: BaseException) -> None:
-        """Forget ``key`` if ``exc`` proves its request created nothing.
-
-        A reply with an S3 error, or a failure before the request left (no credentials,
-        no connection, bad parameters), created nothing; anything else (an interrupt, a
-        lost reply) might have, and the key stays recorded for clean-up.
-        """
-        from botocore.exceptions import (
-            ClientError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            ParamValidationError,
-        )
-
-        unsent = (
-            ClientError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            ParamValidationError,
-        )
-        if isinstance(exc, unsent):
+        """Forget ``key`` if ``exc`` proves its request created nothing (see :func:`_unsent`)."""
+        if _unsent(exc):
             with self._lock:
                 if self._keys.get(key, "") is None:
                     del self._keys[key]
+
+    def not_created(self, key: str, exc: BaseException) -> None:
+        """Forget a CreateMultipartUpload that ``exc`` proves created no upload."""
+        if _unsent(exc):
+            with self._lock:
+                self._creating.discard(key)
 
     def written(self, key: str, version_id: str | None) -> None:
         """Record the version a request created."""
@@ -148,3 +134,28 @@ class WriteLog:
             for v in listed.get("Versions", [])
             if v["Key"] == key and v["LastModified"] >= self.started
         ]
+
+
+def _unsent(exc: BaseException) -> bool:
+    """Whether ``exc`` proves that its request created nothing.
+
+    A reply with an S3 error, or a failure before the request left (no credentials,
+    no connection, bad parameters), created nothing; anything else (an interrupt, a
+    lost reply) might have, and what it may have created stays recorded for clean-up.
+    """
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ParamValidationError,
+    )
+
+    unsent = (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ParamValidationError,
+    )
+    return isinstance(exc, unsent)

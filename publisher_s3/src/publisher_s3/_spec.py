@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from urllib.parse import urlsplit
 
@@ -71,7 +72,9 @@ class S3Settings:
 
     ``part_size`` bytes per multipart part (5 MiB..5 GiB); files and archives smaller
     than one part go up in one PutObject. ``concurrency`` requests in flight.
-    ``compression_level`` is ISA-L's 0-3. ``url_lifetime`` seconds for pre-signed URLs.
+    ``compression_level`` is ISA-L's 0-3 and ``compression_threads`` how many threads
+    compress an archive (default: the CPUs this process may use, at most 4).
+    ``url_lifetime`` seconds for pre-signed URLs.
     ``addressing_style`` for AWS endpoints (custom endpoints always use path style).
     ``max_attempts`` per request, botocore's standard retry mode.
     """
@@ -84,6 +87,10 @@ class S3Settings:
     compression_level: int = attrs.field(
         default=1, validator=[attrs.validators.ge(0), attrs.validators.le(3)]
     )
+    compression_threads: int = attrs.field(
+        factory=lambda: min(4, _cpus()),
+        validator=[attrs.validators.ge(1), attrs.validators.le(64)],
+    )
     url_lifetime: int = attrs.field(
         default=3600, validator=[attrs.validators.ge(1), attrs.validators.le(7 * 24 * 3600)]
     )
@@ -91,6 +98,13 @@ class S3Settings:
         default="auto", validator=attrs.validators.in_(("auto", "path", "virtual"))
     )
     max_attempts: int = attrs.field(default=5, validator=_positive)
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def bucket_problems(bucket: str) -> list[str]:

@@ -10,6 +10,7 @@ failure stops the rest, and everything written is removed (see ``_cleanup``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -22,6 +23,8 @@ from typing import Any, NoReturn
 import attrs
 
 from publisher_core import (
+    BinarySink,
+    GzipStream,
     Manifest,
     ManifestFile,
     PublishError,
@@ -118,7 +121,11 @@ class _Multipart:
     ) -> None:
         self.client, self.log, self.bucket, self.key = client, log, bucket, key
         log.creating(key)
-        reply = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
+        try:
+            reply = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
+        except BaseException as exc:
+            log.not_created(key, exc)
+            raise
         self.upload_id: str = reply["UploadId"]
         log.created(key, self.upload_id)
         _log.debug("multipart upload started for s3://%s/%s", bucket, key)
@@ -293,7 +300,8 @@ class _PartSink:
         self.client, self.bucket, self.key = client, bucket, key
         self.base_part_size = settings.part_size
         self.log = WriteLog(client, bucket)
-        self.buffer = bytearray()
+        self.buffer: list[bytes] = []  # joined once per part: one copy of every byte
+        self.buffered = 0
         self.multipart: _Multipart | None = None
         self.number = 0
         self.failed = False
@@ -308,11 +316,18 @@ class _PartSink:
         if self.failed:  # unwinding after a failure: drop, never start new requests
             return len(data)
         try:
-            self.buffer += data
-            while len(self.buffer) >= self.part_size:
-                size = self.part_size
-                self._send(bytes(self.buffer[:size]))
-                del self.buffer[:size]
+            view = memoryview(data)
+            while len(view):
+                room = self.part_size - self.buffered
+                taken = view[:room]
+                whole = len(taken) == len(data) and isinstance(data, bytes)
+                self.buffer.append(data if whole else bytes(taken))
+                self.buffered += len(taken)
+                view = view[room:]
+                if self.buffered == self.part_size:
+                    self._send(b"".join(self.buffer))
+                    self.buffer.clear()
+                    self.buffered = 0
         except BaseException:
             self.failed = True
             raise
@@ -334,11 +349,11 @@ class _PartSink:
                 self.log,
                 self.bucket,
                 self.key,
-                bytes(self.buffer),
+                b"".join(self.buffer),
                 ARCHIVE_CONTENT_TYPE,
             )
-        if self.buffer:
-            self._send(bytes(self.buffer))
+        if self.buffered:
+            self._send(b"".join(self.buffer))
             self.buffer.clear()
         self.pool.results()
         self.pool.close(cancel=False)
@@ -351,21 +366,30 @@ class ArchiveUpload:
     def __init__(self, client: Any, bucket: str, key: str, settings: S3Settings) -> None:
         self.sink = _PartSink(client, bucket, key, settings)
         self.settings = settings
+        self.stream: GzipStream | None = None
+
+    def _gzip(self, sink: BinarySink, level: int) -> GzipStream:
+        """ISA-L's threaded gzip writer: blocks compressed in parallel, one gzip member."""
+        from isal import igzip_threaded
+
+        stream: GzipStream = igzip_threaded.open(  # type: ignore[no-untyped-call]
+            sink, "wb", compresslevel=level, threads=self.settings.compression_threads
+        )
+        self.stream = stream
+        return stream
 
     def run(self, entries: list[TreeEntry]) -> UploadOutcome:
         """Stream the archive up; abort and remove everything on any failure."""
-        from isal import isal_zlib
-
         try:
             summary = write_archive(
-                entries,
-                self.sink,
-                level=self.settings.compression_level,
-                compressobj=isal_zlib.compressobj,
+                entries, self.sink, level=self.settings.compression_level, gzip=self._gzip
             )
             version = self.sink.finish()
         except BaseException as exc:
             self.sink.failed = True
+            if self.stream is not None:
+                with contextlib.suppress(BaseException):
+                    self.stream.close()  # stops its threads; what it flushes is dropped
             self.sink.pool.close(cancel=True)
             _fail(exc, self.sink.log, self.sink.bucket, self.sink.key)
         return UploadOutcome(
