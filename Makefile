@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := publisher_core/pyproject.toml publisher_local/pyproject.toml publisher_s3/pyproject.toml
 
-.PHONY: setup demo test testbed lint typecheck unit docs clean
+.PHONY: setup demo test testbed lint typecheck unit docs bench bench-smoke clean
 
 $(STAMP): pyproject.toml $(PACKAGES)
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ test: testbed lint typecheck unit
 
 docs: setup
 	$(BIN)/mkdocs build --strict --quiet
+
+# The benchmark suite against aws s3 cp, tar | aws and Bacalhau's algorithms (bench/run.py);
+# regenerates bench/RESULTS.md. bench-smoke: the same at small sizes, about a minute.
+bench: setup
+	$(BIN)/python bench/run.py
+
+bench-smoke: setup
+	$(BIN)/python bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis

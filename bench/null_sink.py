@@ -1,26 +1,29 @@
 """A loopback S3 "null sink": answers the S3 calls a publisher makes and discards bodies.
 
-It measures the client, not a store: PutObject, CreateMultipartUpload, UploadPart,
-CompleteMultipartUpload, AbortMultipartUpload, DeleteObjects and HeadBucket are answered
-with well-formed replies; bodies are read and dropped. ``Expect: 100-continue`` is
-honoured (botocore otherwise waits a second per body). ``--latency`` adds a delay before
-each reply to model a remote region (one round trip per request).
+It measures the client, not a store, so it is built to cost as little CPU as possible: one
+asyncio event loop, a hand-rolled HTTP/1.1 parser, bodies counted and dropped as they
+arrive. PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+AbortMultipartUpload, DeleteObjects and HeadBucket get well-formed replies.
+``Expect: 100-continue`` is honoured. ``--latency`` delays each reply (without blocking
+other connections) to model a remote region: one round trip per request.
 
 With ``--keep`` it keeps what it is sent in memory and also answers GetObject (with
 ``Range``), HeadObject and ListObjectsV2, so downloads can be measured the same way.
 Paths are path-style (``/BUCKET/KEY``); signatures are not checked.
 
     python bench/null_sink.py --port 0 --latency 0.02 [--keep]
+
+It prints its endpoint (``http://127.0.0.1:PORT``) on the first line of stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.server
+import asyncio
 import itertools
 import re
-import threading
-import time
+import signal
+from email.utils import formatdate
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
 
@@ -28,86 +31,76 @@ _CHUNK = 1 << 20
 _LIST_PAGE = 1000
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 _DATE = "2026-01-01T00:00:00.000Z"
+_REASONS = {200: "OK", 204: "No Content", 206: "Partial Content", 404: "Not Found"}
 
 
-class NullSinkHandler(http.server.BaseHTTPRequestHandler):
-    """One S3 request; the server's ``latency`` seconds are slept before answering."""
+class Store:
+    """What the sink remembers (in ``--keep`` mode) and how it answers each request."""
 
-    protocol_version = "HTTP/1.1"
-    server: NullSinkServer
+    def __init__(self, *, keep: bool) -> None:
+        self.keep = keep
+        self.objects: dict[str, bytes] = {}
+        self.parts: dict[str, dict[int, bytes]] = {}
+        self.ids = itertools.count(1)
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def _target(self) -> tuple[str, str, dict[str, list[str]]]:
-        """(bucket, key, query) of a path-style request."""
-        parts = urlsplit(self.path)
+    def answer(
+        self, method: str, target: str, headers: dict[str, str], body: bytes | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of one request; ``body`` is None when it was dropped."""
+        parts = urlsplit(target)
         bucket, _, key = parts.path.lstrip("/").partition("/")
-        return unquote(bucket), unquote(key), parse_qs(parts.query, keep_blank_values=True)
-
-    def _body(self) -> bytes | None:
-        """Read the request body: kept (and returned) in ``--keep`` mode, else discarded."""
-        left = int(self.headers.get("Content-Length") or 0)
-        kept: list[bytes] | None = [] if self.server.keep else None
-        while left:
-            chunk = self.rfile.read(min(left, _CHUNK))
-            if not chunk:
-                break
-            if kept is not None:
-                kept.append(chunk)
-            left -= len(chunk)
-        self.server.count(int(self.headers.get("Content-Length") or 0))
-        return b"".join(kept) if kept is not None else None
-
-    def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        if self.server.latency:
-            time.sleep(self.server.latency)
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if "Content-Length" not in (headers or {}):
-            self.send_header("Content-Length", str(len(body)))
-        if body and "Content-Type" not in (headers or {}):
-            self.send_header("Content-Type", "application/xml")
-        self.end_headers()
-        if body and self.command != "HEAD":
-            view = memoryview(body)
-            for start in range(0, len(body), _CHUNK):
-                self.wfile.write(view[start : start + _CHUNK])
-
-    def _missing(self, key: str) -> None:
-        body = f"<Error><Code>NoSuchKey</Code><Key>{escape(key)}</Key></Error>".encode()
-        self._reply(404, b"" if self.command == "HEAD" else body)
-
-    def do_HEAD(self) -> None:
-        bucket, key, _ = self._target()
-        if not key:
-            self._reply(200, headers={"x-amz-bucket-region": "us-east-1"})
-            return
-        data = self.server.objects.get(f"{bucket}/{key}")
-        if data is None:
-            self._missing(key)
-            return
-        self._reply(200, headers=_object_headers(data))
-
-    def do_PUT(self) -> None:
-        bucket, key, query = self._target()
-        body = self._body()
-        etag = f'"{next(self.server.etags):032x}"'
-        if body is not None:
+        bucket, key = unquote(bucket), unquote(key)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        name = f"{bucket}/{key}"
+        if method == "PUT":
+            etag = f'"{next(self.ids):032x}"'
+            if body is not None:
+                if "uploadId" in query:
+                    number = int(query["partNumber"][0])
+                    self.parts.setdefault(query["uploadId"][0], {})[number] = body
+                else:
+                    self.objects[name] = body
+            return 200, {"ETag": etag}, b""
+        if method == "POST":
+            return 200, {}, self._post(bucket, key, query)
+        if method == "DELETE":
             if "uploadId" in query:
-                number = int(query["partNumber"][0])
-                self.server.parts.setdefault(query["uploadId"][0], {})[number] = body
+                self.parts.pop(query["uploadId"][0], None)
             else:
-                self.server.objects[f"{bucket}/{key}"] = body
-        self._reply(200, headers={"ETag": etag})
+                self.objects.pop(name, None)
+            return 204, {}, b""
+        if method == "HEAD" and not key:
+            return 200, {"x-amz-bucket-region": "us-east-1"}, b""
+        if method == "GET" and not key and query.get("list-type") == ["2"]:
+            return 200, {}, self._listing(bucket, query)
+        data = self.objects.get(name)
+        if data is None:
+            return (
+                404,
+                {},
+                f"<Error><Code>NoSuchKey</Code><Key>{escape(key)}</Key></Error>".encode(),
+            )
+        found = {
+            "Content-Type": "application/octet-stream",
+            "ETag": f'"{len(data):032x}"',
+            "Last-Modified": "Thu, 01 Jan 2026 00:00:00 GMT",
+            "Accept-Ranges": "bytes",
+        }
+        wanted = _RANGE.match(headers.get("range", ""))
+        if method == "GET" and wanted and (wanted[1] or wanted[2]):
+            if wanted[1]:
+                first = int(wanted[1])
+                last = min(int(wanted[2]) if wanted[2] else len(data) - 1, len(data) - 1)
+            else:
+                first, last = max(0, len(data) - int(wanted[2])), len(data) - 1
+            found["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+            return 206, found, data[first : last + 1]
+        return 200, found, data
 
-    def do_POST(self) -> None:
-        bucket, key, query = self._target()
-        self._body()
+    def _post(self, bucket: str, key: str, query: dict[str, list[str]]) -> bytes:
         if "uploads" in query:
-            upload = f"{next(self.server.etags):032x}"
-            self.server.parts[upload] = {}
+            upload = f"{next(self.ids):032x}"
+            self.parts[upload] = {}
             body = (
                 f"<InitiateMultipartUploadResult><Bucket>{escape(bucket)}</Bucket>"
                 f"<Key>{escape(key)}</Key><UploadId>{upload}</UploadId>"
@@ -116,64 +109,32 @@ class NullSinkHandler(http.server.BaseHTTPRequestHandler):
         elif "delete" in query:
             body = "<DeleteResult></DeleteResult>"
         else:
-            parts = self.server.parts.pop(query.get("uploadId", [""])[0], {})
-            if self.server.keep:
-                self.server.objects[f"{bucket}/{key}"] = b"".join(parts[n] for n in sorted(parts))
+            parts = self.parts.pop(query.get("uploadId", [""])[0], {})
+            if self.keep:
+                self.objects[f"{bucket}/{key}"] = b"".join(parts[n] for n in sorted(parts))
             body = (
                 f"<CompleteMultipartUploadResult><Bucket>{escape(bucket)}</Bucket>"
                 f'<Key>{escape(key)}</Key><ETag>"done-{len(parts)}"</ETag>'
                 "</CompleteMultipartUploadResult>"
             )
-        self._reply(200, body.encode())
-
-    def do_DELETE(self) -> None:
-        bucket, key, query = self._target()
-        self._body()
-        if "uploadId" in query:
-            self.server.parts.pop(query["uploadId"][0], None)
-        else:
-            self.server.objects.pop(f"{bucket}/{key}", None)
-        self._reply(204)
-
-    def do_GET(self) -> None:
-        bucket, key, query = self._target()
-        self.server.count(0)
-        if not key and query.get("list-type") == ["2"]:
-            self._reply(200, self._listing(bucket, query))
-            return
-        data = self.server.objects.get(f"{bucket}/{key}")
-        if data is None:
-            self._missing(key)
-            return
-        headers = _object_headers(data)
-        wanted = _RANGE.match(self.headers.get("Range", ""))
-        if wanted and (wanted[1] or wanted[2]):
-            if wanted[1]:
-                first = int(wanted[1])
-                last = min(int(wanted[2]) if wanted[2] else len(data) - 1, len(data) - 1)
-            else:
-                first, last = max(0, len(data) - int(wanted[2])), len(data) - 1
-            headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
-            headers["Content-Length"] = str(last - first + 1)
-            self._reply(206, data[first : last + 1], headers)
-            return
-        self._reply(200, data, headers)
+        return body.encode()
 
     def _listing(self, bucket: str, query: dict[str, list[str]]) -> bytes:
         prefix = query.get("prefix", [""])[0]
         after = query.get("continuation-token", query.get("start-after", [""]))[0]
         url = query.get("encoding-type") == ["url"]
+        start = len(bucket) + 1
         keys = sorted(
-            k[len(bucket) + 1 :]
-            for k in self.server.objects
-            if k.startswith(f"{bucket}/{prefix}") and k[len(bucket) + 1 :] > after
+            k[start:]
+            for k in self.objects
+            if k.startswith(f"{bucket}/{prefix}") and k[start:] > after
         )
         page, more = keys[:_LIST_PAGE], len(keys) > _LIST_PAGE
         shown = (lambda k: quote(k, safe="/")) if url else escape
         contents = "".join(
             f"<Contents><Key>{shown(k)}</Key><LastModified>{_DATE}</LastModified>"
-            f'<ETag>"{len(self.server.objects[f"{bucket}/{k}"]):032x}"</ETag>'
-            f"<Size>{len(self.server.objects[f'{bucket}/{k}'])}</Size>"
+            f'<ETag>"{len(self.objects[f"{bucket}/{k}"]):032x}"</ETag>'
+            f"<Size>{len(self.objects[f'{bucket}/{k}'])}</Size>"
             "<StorageClass>STANDARD</StorageClass></Contents>"
             for k in page
         )
@@ -189,48 +150,121 @@ class NullSinkHandler(http.server.BaseHTTPRequestHandler):
         ).encode()
 
 
-def _object_headers(data: bytes) -> dict[str, str]:
-    return {
-        "Content-Length": str(len(data)),
-        "Content-Type": "application/octet-stream",
-        "ETag": f'"{len(data):032x}"',
-        "Last-Modified": "Thu, 01 Jan 2026 00:00:00 GMT",
-        "Accept-Ranges": "bytes",
-    }
+class _Connection(asyncio.Protocol):
+    """One client connection: parse requests, drop or keep bodies, answer in order."""
+
+    def __init__(self, store: Store, latency: float) -> None:
+        self.store, self.latency = store, latency
+        self.buffer = bytearray()
+        self.request: tuple[str, str, dict[str, str]] | None = None
+        self.left = 0  # body bytes still to come
+        self.body: list[bytes] | None = None
+        self.sending: memoryview | None = None
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.request is not None and self.left:  # in a body
+            take = min(self.left, len(data))
+            if self.body is not None:
+                self.body.append(data[:take] if take < len(data) else data)
+            self.left -= take
+            data = data[take:]
+            if self.left == 0:
+                self._complete()
+            if not data:
+                return
+        self.buffer += data
+        self._parse()
+
+    def _parse(self) -> None:
+        while self.request is None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
+            del self.buffer[: end + 4]
+            method, target, _ = head[0].split(" ", 2)
+            headers = {}
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            self.request = (method, target, headers)
+            self.left = int(headers.get("content-length") or 0)
+            self.body = [] if self.store.keep and method in ("PUT", "POST") else None
+            if headers.get("expect", "").lower() == "100-continue":
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            take = min(self.left, len(self.buffer))
+            if take:
+                if self.body is not None:
+                    self.body.append(bytes(self.buffer[:take]))
+                del self.buffer[:take]
+                self.left -= take
+            if self.left == 0:
+                self._complete()
+            else:
+                return
+
+    def _complete(self) -> None:
+        assert self.request is not None
+        method, target, headers = self.request
+        body = b"".join(self.body) if self.body is not None else None
+        status, reply_headers, reply = self.store.answer(method, target, headers, body)
+        self.request, self.body = None, None
+        if self.latency:
+            asyncio.get_running_loop().call_later(
+                self.latency, self._send, method, status, reply_headers, reply
+            )
+        else:
+            self._send(method, status, reply_headers, reply)
+        if self.buffer:
+            self._parse()
+
+    def _send(self, method: str, status: int, headers: dict[str, str], body: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        lines = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}",
+            f"Date: {formatdate(usegmt=True)}",
+        ]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        if body and "Content-Type" not in headers:
+            lines.append("Content-Type: application/xml")
+        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if body and method != "HEAD":
+            self.sending = memoryview(body)
+            self._push()
+
+    def _push(self) -> None:
+        while self.sending is not None and not self.paused:
+            self.transport.write(self.sending[:_CHUNK])
+            self.sending = self.sending[_CHUNK:] or None
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._push()
 
 
-class NullSinkServer(http.server.ThreadingHTTPServer):
-    """The server; ``requests`` and ``bytes_received`` count what it was sent."""
-
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, port: int = 0, latency: float = 0.0, *, keep: bool = False) -> None:
-        super().__init__(("127.0.0.1", port), NullSinkHandler)
-        self.latency = latency
-        self.keep = keep
-        self.requests = 0
-        self.bytes_received = 0
-        self.objects: dict[str, bytes] = {}
-        self.parts: dict[str, dict[int, bytes]] = {}
-        self.etags = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def count(self, received: int) -> None:
-        """Count one request and the body bytes it carried."""
-        with self._lock:
-            self.requests += 1
-            self.bytes_received += received
-
-    @property
-    def endpoint(self) -> str:
-        """The ``http://127.0.0.1:PORT`` URL clients use."""
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def start(self) -> NullSinkServer:
-        """Serve from a daemon thread; returns the server."""
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return self
+async def serve(port: int, latency: float, keep: bool) -> None:
+    """Serve until SIGTERM or SIGINT, printing the endpoint first."""
+    store = Store(keep=keep)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _Connection(store, latency), "127.0.0.1", port, backlog=256
+    )
+    print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
 
 
 def main() -> None:
@@ -239,9 +273,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--keep", action="store_true", help="keep objects; answer GET and list")
     args = parser.parse_args()
-    server = NullSinkServer(args.port, args.latency, keep=args.keep)
-    print(server.endpoint, flush=True)
-    server.serve_forever()
+    asyncio.run(serve(args.port, args.latency, args.keep))
 
 
 if __name__ == "__main__":

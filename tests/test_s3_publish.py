@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import io
+import json
 import os
 import subprocess
 import tarfile
@@ -478,3 +479,97 @@ def test_an_unreachable_store_at_create_multipart_reports_nothing_left(s3, tmp_p
         publish(spec(s3, bucket, "gone", False), source, settings=SMALL_PARTS)
     assert "could not remove" not in str(failure.value)
     assert s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+HELPERS = {"processes": 3, "concurrency": 4}
+
+
+def _many_files(root: Path, count: int) -> Path:
+    root.mkdir()
+    for i in range(count):
+        (root / f"d{i % 3}").mkdir(exist_ok=True)
+        (root / f"d{i % 3}" / f"f{i:03}.txt").write_bytes(f"file {i}\n".encode() * (i + 1))
+    (root / "big.bin").write_bytes(os.urandom(6 * 2**20))  # a multipart file stays home
+    return root
+
+
+def test_helper_processes_share_a_directory_of_many_files(s3, tmp_path, monkeypatch):
+    """Small files are split across helper processes; the result round-trips."""
+    import publisher_s3._helpers as helpers
+
+    monkeypatch.setattr(helpers, "FILES_PER_PROCESS", 10)
+    started = []
+    real = helpers.Helper.__init__
+
+    def counting(self, job, entries, log, on_failure):
+        started.append(len(entries))
+        real(self, job, entries, log, on_failure)
+
+    monkeypatch.setattr(helpers.Helper, "__init__", counting)
+    source = _many_files(tmp_path / "src", 60)
+    bucket = s3.new_bucket()
+    result = publish(
+        spec(s3, bucket, "shared", False), source, settings={**HELPERS, "part_size": 5 * 2**20}
+    )
+    assert started == [20, 20]  # 60 small files in three shares; two go to helpers
+    assert result.params["Files"] == 61
+    get(describe(result), tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(source)
+
+
+def test_a_helper_failing_removes_what_every_process_wrote(s3, tmp_path, monkeypatch):
+    """A file vanishing in a helper's share fails the publish; nothing is left anywhere."""
+    import publisher_s3._helpers as helpers
+    import publisher_s3._upload as upload
+
+    monkeypatch.setattr(helpers, "FILES_PER_PROCESS", 10)
+    source = _many_files(tmp_path / "src", 60)
+    real = upload.DirectoryUpload._start_helpers
+
+    def vanish(self, files, helpers):
+        (source / "d1" / "f058.txt").unlink()  # in the last helper's share
+        return real(self, files, helpers)
+
+    monkeypatch.setattr(upload.DirectoryUpload, "_start_helpers", vanish)
+    bucket = s3.new_bucket()
+    with pytest.raises(PublishError, match=r"d1/f058\.txt: cannot open") as failure:
+        publish(spec(s3, bucket, "vanish", False), source, settings=HELPERS)
+    assert "could not remove" not in str(failure.value)
+    client = s3.client()
+    assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_helper_that_dies_fails_the_publish_and_leaves_nothing(s3, tmp_path, monkeypatch):
+    """A helper killed mid-way: the parent says so and removes what it reported."""
+    import signal
+
+    import publisher_s3._helpers as helpers
+
+    monkeypatch.setattr(helpers, "FILES_PER_PROCESS", 10)
+    real = helpers.Helper._read
+
+    def killed(self, stream):
+        for line in stream:  # until the helper says it is about to write an object
+            self._apply(json.loads(line))
+            if json.loads(line)[0] == "writing":
+                break
+        self.process.send_signal(signal.SIGKILL)
+        real(self, stream)
+
+    monkeypatch.setattr(helpers.Helper, "_read", killed)
+    source = _many_files(tmp_path / "src", 60)
+    bucket = s3.new_bucket()
+    with pytest.raises(PublishError, match="helper process exited with code -9"):
+        publish(spec(s3, bucket, "killed", False), source, settings=HELPERS)
+    client = s3.client()
+    assert client.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+
+
+def test_helper_count_needs_enough_files_per_process():
+    from publisher_s3._helpers import FILES_PER_PROCESS, helper_count
+
+    assert helper_count(FILES_PER_PROCESS * 10, 1) == 0
+    assert helper_count(FILES_PER_PROCESS - 1, 4) == 0
+    assert helper_count(FILES_PER_PROCESS * 2, 4) == 1
+    assert helper_count(FILES_PER_PROCESS * 100, 4) == 3

@@ -15,7 +15,9 @@ tarfile's ``data`` filter runs as well, for what it adds (modes, ownership).
 from __future__ import annotations
 
 import tarfile
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 from ._errors import DownloadError, UnsafePathError
 
@@ -108,7 +110,7 @@ def extract_archive(archive: Path, tree: Path) -> tuple[int, int]:
     checker = _ArchiveChecker()
     files = size = 0
     try:
-        with tarfile.open(archive, "r:gz") as tar:
+        with _gunzip(archive) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 norm = checker.check(member)
                 if norm is None:
@@ -125,6 +127,26 @@ def extract_archive(archive: Path, tree: Path) -> tuple[int, int]:
         checker.finish()
     except UnsafePathError:
         raise
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DownloadError(f"archive is not a readable .tar.gz: {exc}") from None
+    except Exception as exc:  # ISA-L's own zlib error type
+        if type(exc).__name__ != "error":
+            raise
         raise DownloadError(f"archive is not a readable .tar.gz: {exc}") from None
     return files, size
+
+
+def _gunzip(archive: Path) -> BinaryIO:
+    """``archive`` decompressed as a stream.
+
+    ISA-L in a background thread when it is installed (two to three times zlib's speed,
+    overlapped with writing the files), else the standard library.
+    """
+    try:
+        from isal import igzip_threaded
+    except ImportError:
+        import gzip
+
+        return gzip.open(archive, "rb")  # type: ignore[return-value]
+    stream: BinaryIO = igzip_threaded.open(archive, "rb", threads=1)  # type: ignore[no-untyped-call]
+    return stream

@@ -14,7 +14,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-__all__ = ["WriteLog"]
+__all__ = ["WriteLog", "unsent"]
 
 _log = logging.getLogger(__name__)
 _CLOCK_SLACK = timedelta(seconds=1)
@@ -37,17 +37,25 @@ class WriteLog:
             self._keys.setdefault(key, None)
 
     def not_written(self, key: str, exc: BaseException) -> None:
-        """Forget ``key`` if ``exc`` proves its request created nothing (see :func:`_unsent`)."""
-        if _unsent(exc):
-            with self._lock:
-                if self._keys.get(key, "") is None:
-                    del self._keys[key]
+        """Forget ``key`` if ``exc`` proves its request created nothing (see :func:`unsent`)."""
+        if unsent(exc):
+            self.forget(key)
+
+    def forget(self, key: str) -> None:
+        """Forget ``key``, recorded by :meth:`writing`, whose request created nothing."""
+        with self._lock:
+            if self._keys.get(key, "") is None:
+                del self._keys[key]
 
     def not_created(self, key: str, exc: BaseException) -> None:
         """Forget a CreateMultipartUpload that ``exc`` proves created no upload."""
-        if _unsent(exc):
-            with self._lock:
-                self._creating.discard(key)
+        if unsent(exc):
+            self.forget_upload(key)
+
+    def forget_upload(self, key: str) -> None:
+        """Forget a CreateMultipartUpload of ``key`` that created nothing."""
+        with self._lock:
+            self._creating.discard(key)
 
     def written(self, key: str, version_id: str | None) -> None:
         """Record the version a request created."""
@@ -136,7 +144,7 @@ class WriteLog:
         ]
 
 
-def _unsent(exc: BaseException) -> bool:
+def unsent(exc: BaseException) -> bool:
     """Whether ``exc`` proves that its request created nothing.
 
     A reply with an S3 error, or a failure before the request left (no credentials,

@@ -16,7 +16,7 @@ from ._spec import S3Settings
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
-__all__ = ["custom_endpoint", "describe_client_error", "make_client"]
+__all__ = ["client_credentials", "custom_endpoint", "describe_client_error", "make_client"]
 
 _DEFAULT_CUSTOM_REGION = "us-east-1"
 
@@ -32,18 +32,34 @@ def _import_boto3() -> Any:
 
 
 def make_client(
-    endpoint: str | None, region: str | None, bucket: str, settings: S3Settings
+    endpoint: str | None,
+    region: str | None,
+    bucket: str,
+    settings: S3Settings,
+    credentials: dict[str, str | None] | None = None,
 ) -> tuple[Any, str]:
     """An S3 client and the region it uses: given, else the session's, else the bucket's.
 
     Custom endpoints get path-style addressing and ``when_required`` checksums, which
     S3-compatible stores accept (botocore >= 1.36 otherwise sends CRC32 trailers many
     of them reject); our own SHA-256 is computed and recorded regardless.
+    ``credentials`` (``access_key``, ``secret_key``, ``token``) replace the default chain:
+    a helper process uses the credentials its parent resolved.
     """
     boto3 = _import_boto3()
     from botocore.config import Config
 
-    session = boto3.session.Session()
+    session = boto3.session.Session(
+        **(
+            {
+                "aws_access_key_id": credentials["access_key"],
+                "aws_secret_access_key": credentials["secret_key"],
+                "aws_session_token": credentials["token"],
+            }
+            if credentials
+            else {}
+        )
+    )
     # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what the other AWS SDKs read.
     used_region = region or session.region_name or os.environ.get("AWS_REGION") or None
     config_args: dict[str, Any] = {
@@ -81,6 +97,16 @@ def _no_expect_for_small_bodies(request: Any, **_: Any) -> None:
         body.seek(position)
     if "Expect" in request.headers and size is not None and size < _EXPECT_THRESHOLD:
         del request.headers["Expect"]
+
+
+def client_credentials(client: Any) -> dict[str, str | None] | None:
+    """The credentials ``client`` signs with, frozen, for a helper process (never logged)."""
+    signer = getattr(client, "_request_signer", None)
+    found = getattr(signer, "_credentials", None)
+    if found is None:
+        return None
+    frozen = found.get_frozen_credentials()
+    return {"access_key": frozen.access_key, "secret_key": frozen.secret_key, "token": frozen.token}
 
 
 def custom_endpoint(client: Any) -> str | None:

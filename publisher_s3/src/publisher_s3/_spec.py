@@ -71,7 +71,10 @@ class S3Settings:
     """Operator settings, from ``PUBLISHER_S3_<NAME>`` or the host.
 
     ``part_size`` bytes per multipart part (5 MiB..5 GiB); files and archives smaller
-    than one part go up in one PutObject. ``concurrency`` requests in flight.
+    than one part go up in one PutObject. ``concurrency`` requests in flight per process;
+    ``processes`` how many processes share a directory of many small files (botocore
+    spends ~1 ms of CPU per request, so one process cannot keep a fast store busy;
+    1 keeps everything in the calling process).
     ``compression_level`` is ISA-L's 0-3 and ``compression_threads`` how many threads
     compress an archive (default: the CPUs this process may use, at most 4).
     ``url_lifetime`` seconds for pre-signed URLs.
@@ -79,7 +82,11 @@ class S3Settings:
     ``max_attempts`` per request, botocore's standard retry mode.
     """
 
-    concurrency: int = attrs.field(default=8, validator=_positive)
+    concurrency: int = attrs.field(default=16, validator=_positive)
+    processes: int = attrs.field(
+        factory=lambda: min(4, _cpus()),
+        validator=[attrs.validators.ge(1), attrs.validators.le(64)],
+    )
     part_size: int = attrs.field(
         default=16 * MIB,
         validator=[attrs.validators.ge(5 * MIB), attrs.validators.le(5 * 1024 * MIB)],

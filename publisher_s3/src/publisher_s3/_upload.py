@@ -37,7 +37,8 @@ from publisher_core import (
 )
 
 from ._cleanup import WriteLog
-from ._client import describe_client_error
+from ._client import client_credentials, custom_endpoint, describe_client_error
+from ._helpers import Helper, helper_count
 from ._spec import MIB, S3Settings
 
 __all__ = ["ArchiveUpload", "DirectoryUpload", "UploadOutcome", "part_size_for"]
@@ -193,6 +194,12 @@ class _BoundedPool:
         future.add_done_callback(self._done)
         self.futures.append(future)
 
+    def fail(self, error: BaseException) -> None:
+        """Record a failure from outside the pool (a helper process): stop the rest."""
+        if self.failure is None:
+            self.failure = error
+        self.stop.set()
+
     def results(self) -> list[Any]:
         """Wait for every task; raise the first real failure."""
         for future in self.futures:
@@ -208,11 +215,23 @@ class _BoundedPool:
 
 
 class DirectoryUpload:
-    """Directory mode: every file under ``key``, then the manifest, or nothing at all."""
+    """Directory mode: every file under ``key``, then the manifest, or nothing at all.
 
-    def __init__(self, client: Any, bucket: str, key: str, settings: S3Settings) -> None:
+    Many small files are shared with helper processes (see ``_helpers``); ``log``
+    replaces the clean-up log (a helper reports to its parent's).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        settings: S3Settings,
+        *,
+        log: WriteLog | Any | None = None,
+    ) -> None:
         self.client, self.bucket, self.key, self.settings = client, bucket, key, settings
-        self.log = WriteLog(client, bucket)
+        self.log = log if log is not None else WriteLog(client, bucket)
         workers = settings.concurrency
         self.pool = _BoundedPool(workers, limit=2 * workers)
 
@@ -258,6 +277,38 @@ class DirectoryUpload:
             )
         return ManifestFile(path=entry.path, size=size, checksum_sha256=sha256_b64(digest.digest()))
 
+    def upload_files(self, files: list[TreeEntry]) -> list[ManifestFile]:
+        """Upload ``files`` from the thread pool; the first failure stops the rest."""
+        for entry in files:
+            self.pool.submit(functools.partial(self._file, entry))
+        done: list[ManifestFile] = self.pool.results()
+        self.pool.close(cancel=False)
+        return done
+
+    def _start_helpers(self, files: list[TreeEntry], helpers: list[Helper]) -> list[TreeEntry]:
+        """Start helper processes for shares of the small files; return what stays here.
+
+        Each helper is added to ``helpers`` as it starts, so a failure part-way still
+        stops the ones already running.
+        """
+        small = [e for e in files if e.size < self.settings.part_size]
+        count = helper_count(len(small), self.settings.processes)
+        if count == 0:
+            return files
+        shares = count + 1
+        job = {
+            "endpoint": custom_endpoint(self.client),
+            "region": self.client.meta.region_name,
+            "bucket": self.bucket,
+            "key": self.key,
+            "settings": attrs.asdict(self.settings),
+            "credentials": client_credentials(self.client),
+        }
+        _log.debug("directory upload: %d helper processes for %d small files", count, len(small))
+        for share in range(1, shares):
+            helpers.append(Helper(job, small[share::shares], self.log, self.pool.fail))
+        return small[0::shares] + [e for e in files if e.size >= self.settings.part_size]
+
     def run(self, entries: list[TreeEntry]) -> UploadOutcome:
         """Upload the files concurrently, then the manifest; clean up on any failure."""
         _log.debug(
@@ -266,24 +317,27 @@ class DirectoryUpload:
             self.key,
             self.settings.concurrency,
         )
+        helpers: list[Helper] = []
         try:
-            for entry in entries:
-                if entry.kind == "file":
-                    self.pool.submit(functools.partial(self._file, entry))
-            files: list[ManifestFile] = self.pool.results()
-            self.pool.close(cancel=False)
-            manifest = Manifest.build(files, empty_directories(entries))
+            files = [e for e in entries if e.kind == "file"]
+            kept = self._start_helpers(files, helpers)
+            done = self.upload_files(kept)
+            for helper in helpers:
+                done += helper.finish()
+            manifest = Manifest.build(done, empty_directories(entries))
             data = manifest.to_bytes()
             where = manifest_key(self.key)
             version = _put(self.client, self.log, self.bucket, where, data, "application/json")
         except BaseException as exc:
             self.pool.close(cancel=True)
+            for helper in helpers:
+                helper.stop()  # everything a helper reported is in the log before clean-up
             _fail(exc, self.log, self.bucket, self.key)
         return UploadOutcome(
             size=manifest.total_size,
             checksum_sha256=_sha256(data),
             version_id=version,
-            files=len(files),
+            files=len(done),
             manifest_key=where,
         )
 
