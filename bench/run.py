@@ -538,6 +538,11 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def _cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell."""
+    return text.replace("|", "\\|")
+
+
 def report(suite: Suite, started: float, command: str) -> str:
     """The results as Markdown (what bench/RESULTS.md holds)."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -558,6 +563,12 @@ def report(suite: Suite, started: float, command: str) -> str:
         "sleeps 20 ms before each reply.",
         "",
     ]
+    if suite.args.quick:
+        lines += [
+            "**A smoke run at small sizes**: start-up dominates every figure, so the targets "
+            "below are not meaningful here; `make bench` measures them.",
+            "",
+        ]
     verdicts = []
     for s in suite.scenarios:
         ours = next((r for r in s.rows if r.ours), None)
@@ -574,7 +585,7 @@ def report(suite: Suite, started: float, command: str) -> str:
                 versus = "1.00"
             else:
                 versus = f"{ours.rate / r.rate:.2f}" if r.note else f"{r.median / ours.median:.2f}"
-            tool = f"**{r.tool}**" if r.ours else r.tool
+            tool = f"**{_cell(r.tool)}**" if r.ours else _cell(r.tool)
             note = f" ({r.note})" if r.note else ""
             spread = f" ({min(r.seconds):.2f}-{max(r.seconds):.2f})" if len(r.seconds) > 1 else ""
             lines.append(
@@ -585,7 +596,7 @@ def report(suite: Suite, started: float, command: str) -> str:
         verdicts += [(s.key, *v) for v in s.verdicts]
     lines += ["## Targets", "", "| scenario | target | measured | met |", "|---|---|---|---|"]
     lines += [
-        f"| {k} | {goal} | {measured} | {'yes' if met else '**no**'} |"
+        f"| {k} | {_cell(goal)} | {measured} | {'yes' if met else '**no**'} |"
         for k, goal, met, measured in verdicts
     ]
     return "\n".join(lines) + "\n"
