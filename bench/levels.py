@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from data import make_text_tree  # noqa: E402
+from data import make_text_tree
 
 _BLOCK = 1 << 20
 

@@ -573,3 +573,52 @@ def test_helper_count_needs_enough_files_per_process():
     assert helper_count(FILES_PER_PROCESS - 1, 4) == 0
     assert helper_count(FILES_PER_PROCESS * 2, 4) == 1
     assert helper_count(FILES_PER_PROCESS * 100, 4) == 3
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_bodies_carry_their_own_checksum_instead_of_a_signed_payload(
+    s3, tmp_path, monkeypatch, compress
+):
+    """Parts send CRC32, objects SHA-256; the store checks them, so the payload is not
+    hashed a second time for the signature (x-amz-content-sha256: UNSIGNED-PAYLOAD)."""
+    import base64
+    import zlib
+
+    import publisher_s3._plugin as plugin
+    from publisher_s3._client import make_client
+
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+
+    def capture(request, **_):
+        body = request.body
+        if hasattr(body, "read"):  # botocore may wrap a bytes body in a seekable reader
+            position = body.tell()
+            data = body.read()
+            body.seek(position)
+            body = data
+        headers = {
+            k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()
+        }
+        seen.append((request.method, headers, body))
+
+    def patched(*args, **kwargs):
+        client, region = make_client(*args, **kwargs)
+        client.meta.events.register("before-send.s3.UploadPart", capture)
+        client.meta.events.register("before-send.s3.PutObject", capture)
+        return client, region
+
+    monkeypatch.setattr(plugin, "make_client", patched)
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(11 * 2**20))
+    (source / "small.txt").write_bytes(b"small\n")
+    publish(spec(s3, s3.new_bucket(), "sums", compress), source, settings=SMALL_PARTS)
+    parts = [h for _, h, _ in seen if "x-amz-checksum-crc32" in h]
+    assert len(parts) >= 2
+    for _, lower, body in seen:
+        assert lower["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+        if "x-amz-checksum-crc32" in lower:
+            crc = zlib.crc32(body).to_bytes(4, "big")
+            assert lower["x-amz-checksum-crc32"] == base64.b64encode(crc).decode()
+        else:
+            assert "x-amz-checksum-sha256" in lower

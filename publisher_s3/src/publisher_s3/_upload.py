@@ -10,6 +10,7 @@ failure stops the rest, and everything written is removed (see ``_cleanup``).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import hashlib
@@ -76,6 +77,13 @@ def _sha256(data: bytes | bytearray | memoryview) -> str:
     return sha256_b64(hashlib.sha256(data).digest())
 
 
+def _crc32(data: bytes) -> str:
+    """Base64 CRC32 of a part: the store checks it (ISA-L computes it at ~10 GB/s)."""
+    from isal import isal_zlib
+
+    return base64.b64encode(isal_zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
+
+
 def _fail(exc: BaseException, log: WriteLog, bucket: str, key: str) -> NoReturn:
     """Remove what this publish wrote, then raise one error naming the failure.
 
@@ -123,14 +131,16 @@ class _Multipart:
         self.client, self.log, self.bucket, self.key = client, log, bucket, key
         log.creating(key)
         try:
-            reply = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
+            reply = client.create_multipart_upload(
+                Bucket=bucket, Key=key, ContentType=content_type, ChecksumAlgorithm="CRC32"
+            )
         except BaseException as exc:
             log.not_created(key, exc)
             raise
         self.upload_id: str = reply["UploadId"]
         log.created(key, self.upload_id)
         _log.debug("multipart upload started for s3://%s/%s", bucket, key)
-        self.parts: dict[int, str] = {}
+        self.parts: dict[int, tuple[str, str]] = {}  # number -> (ETag, CRC32)
 
     def upload(self, number: int, data: bytes) -> None:
         if number > MAX_PARTS:
@@ -138,13 +148,22 @@ class _Multipart:
                 f"s3://{self.bucket}/{self.key} needs more than {MAX_PARTS} parts; "
                 "raise PUBLISHER_S3_PART_SIZE"
             )
+        checksum = _crc32(data)
         reply = self.client.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumCRC32=checksum,
         )
-        self.parts[number] = reply["ETag"]
+        self.parts[number] = (reply["ETag"], checksum)
 
     def complete(self) -> str | None:
-        parts = [{"PartNumber": n, "ETag": self.parts[n]} for n in sorted(self.parts)]
+        parts = [
+            {"PartNumber": n, "ETag": self.parts[n][0], "ChecksumCRC32": self.parts[n][1]}
+            for n in sorted(self.parts)
+        ]
         self.log.writing(self.key)
         try:
             reply = self.client.complete_multipart_upload(
