@@ -622,3 +622,35 @@ def test_bodies_carry_their_own_checksum_instead_of_a_signed_payload(
             assert lower["x-amz-checksum-crc32"] == base64.b64encode(crc).decode()
         else:
             assert "x-amz-checksum-sha256" in lower
+
+
+def test_helpers_never_import_modules_from_the_working_directory(s3, tmp_path, monkeypatch):
+    """A module planted in the directory publish runs from (often the job's own output)
+    is not imported by a helper, which holds the credentials."""
+    import publisher_s3._helpers as helpers
+
+    monkeypatch.setattr(helpers, "FILES_PER_PROCESS", 10)
+    planted = tmp_path / "cwd"
+    planted.mkdir()
+    stolen = tmp_path / "stolen"
+    for name in ("json", "threading", "logging"):
+        (planted / f"{name}.py").write_text(f"open({str(stolen)!r}, 'w').write('{name}')\n")
+    monkeypatch.chdir(planted)
+    source = _many_files(tmp_path / "src", 60)
+    publish(spec(s3, s3.new_bucket(), "planted", False), source, settings=HELPERS)
+    assert not stolen.exists()
+
+
+def test_a_helper_that_cannot_start_leaves_its_share_to_the_parent(s3, tmp_path, monkeypatch):
+    """No interpreter to start: the publishing process uploads every share itself."""
+    import sys
+
+    import publisher_s3._helpers as helpers
+
+    monkeypatch.setattr(helpers, "FILES_PER_PROCESS", 10)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    source = _many_files(tmp_path / "src", 60)
+    result = publish(spec(s3, s3.new_bucket(), "alone", False), source, settings=HELPERS)
+    assert result.params["Files"] == 61
+    get(describe(result), tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(source)

@@ -41,6 +41,7 @@ def make_client(
     bucket: str,
     settings: S3Settings,
     credentials: dict[str, str | None] | None = None,
+    addressing_style: str | None = None,
 ) -> tuple[Any, str]:
     """An S3 client and the region it uses: given, else the session's, else the bucket's.
 
@@ -48,7 +49,8 @@ def make_client(
     S3-compatible stores accept (botocore >= 1.36 otherwise sends CRC32 trailers many
     of them reject); our own SHA-256 is computed and recorded regardless.
     ``credentials`` (``access_key``, ``secret_key``, ``token``) replace the default chain:
-    a helper process uses the credentials its parent resolved.
+    a helper process uses the credentials its parent resolved, and its parent's
+    ``addressing_style``.
     """
     session = _session()
     from botocore.config import Config
@@ -72,7 +74,8 @@ def make_client(
         "request_checksum_calculation": "when_required",
         "response_checksum_validation": "when_required",
         "s3": {
-            "addressing_style": "path" if endpoint else settings.addressing_style,
+            "addressing_style": addressing_style
+            or ("path" if endpoint else settings.addressing_style),
             # Bodies carry their own checksum (SHA-256 for objects, CRC32 for parts)
             # which the store verifies; hashing each body again to sign it costs CPU.
             "payload_signing_enabled": False,

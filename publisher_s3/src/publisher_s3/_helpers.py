@@ -6,7 +6,8 @@ is. A directory with many small files is therefore split: the publishing process
 one share (and every large file), and each helper process uploads another share with
 its own client and thread pool.
 
-A helper is ``python -m publisher_s3._helpers``. Its job arrives as one JSON line on
+A helper is a fresh interpreter running :func:`main` (the working directory is kept off
+its ``sys.path``). Its job arrives as one JSON line on
 stdin (the credentials the parent resolved travel there, never in arguments or the
 environment); what it does comes back as JSON lines on stdout, each written before the
 request it announces, so the parent's clean-up log knows every key a helper may have
@@ -16,6 +17,7 @@ stops when its stdin closes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +37,14 @@ __all__ = ["FILES_PER_PROCESS", "Helper", "helper_count"]
 _log = logging.getLogger(__name__)
 
 FILES_PER_PROCESS = 400
+STOP_TIMEOUT = 60.0
+"""Seconds a stopping helper gets to finish its requests in flight before it is killed."""
+
+_BOOT = (
+    "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
+    "from publisher_s3._helpers import main; sys.exit(main())"
+)
+"""The helper's entry: the working directory is taken off sys.path before any import."""
 """Fewer small files than this per process do not pay for a process start (~0.35 s)."""
 
 
@@ -85,19 +95,29 @@ class Helper:
         self.files: list[ManifestFile] = []
         self.error: str | None = None
         self.done = False
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "publisher_s3._helpers"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+        # Not `-m`: that puts the working directory (often the job's own output) first on
+        # sys.path, and a module planted there would run with our credentials.
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed code
+            [sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         document = {**job, "files": [_entry_document(e) for e in entries]}
-        self.process.stdin.write(json.dumps(document).encode() + b"\n")
-        self.process.stdin.flush()
         self.reader = threading.Thread(
-            target=self._read, args=(self.process.stdout,), name="publisher-s3-helper"
+            target=self._run,
+            args=(json.dumps(document).encode() + b"\n", self.process.stdout),
+            name="publisher-s3-helper",
         )
         self.reader.start()
+
+    def _run(self, job: bytes, stream: IO[bytes]) -> None:
+        """Send the job (in this thread: helpers start side by side), then read reports."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(job)
+            self.process.stdin.flush()
+        except OSError:  # the helper died at start; its exit code says more below
+            pass
+        self._read(stream)
 
     def _read(self, stream: IO[bytes]) -> None:
         try:
@@ -130,18 +150,27 @@ class Helper:
         """Wait for the helper; its files, or the error it ended with."""
         assert self.process.stdin is not None
         self.reader.join()
-        self.process.stdin.close()
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
         if self.error is not None:
             raise PublishError(self.error)
         return self.files
 
     def stop(self) -> None:
-        """Stop the helper now and apply everything it reported (before clean-up)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-        self.reader.join()
+        """Stop the helper and apply everything it reported (before clean-up).
+
+        Closing its stdin asks it to start no new request and to wait for those in
+        flight, so nothing it sent can land after the parent's clean-up; a helper that
+        does not end within ``STOP_TIMEOUT`` seconds is killed.
+        """
         if self.process.stdin is not None:
-            self.process.stdin.close()
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.reader.join()
 
 
 class _ReportingLog:
@@ -205,7 +234,12 @@ def main() -> int:
     try:
         settings = S3Settings(**job["settings"])
         client, _ = make_client(
-            job["endpoint"], job["region"], job["bucket"], settings, job["credentials"]
+            job["endpoint"],
+            job["region"],
+            job["bucket"],
+            settings,
+            job["credentials"],
+            job["addressing_style"],
         )
         upload = DirectoryUpload(client, job["bucket"], job["key"], settings, log=report)
 

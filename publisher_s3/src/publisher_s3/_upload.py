@@ -38,7 +38,7 @@ from publisher_core import (
 )
 
 from ._cleanup import WriteLog
-from ._client import client_credentials, custom_endpoint, describe_client_error
+from ._client import client_credentials, describe_client_error
 from ._helpers import Helper, helper_count
 from ._spec import MIB, S3Settings
 
@@ -316,7 +316,10 @@ class DirectoryUpload:
             return files
         shares = count + 1
         job = {
-            "endpoint": custom_endpoint(self.client),
+            # The very endpoint and addressing style this client uses (a VPC, FIPS or
+            # dual-stack endpoint on amazonaws.com too).
+            "endpoint": self.client.meta.endpoint_url,
+            "addressing_style": (self.client.meta.config.s3 or {}).get("addressing_style"),
             "region": self.client.meta.region_name,
             "bucket": self.bucket,
             "key": self.key,
@@ -324,9 +327,14 @@ class DirectoryUpload:
             "credentials": client_credentials(self.client),
         }
         _log.debug("directory upload: %d helper processes for %d small files", count, len(small))
+        kept = small[0::shares]
         for share in range(1, shares):
-            helpers.append(Helper(job, small[share::shares], self.log, self.pool.fail))
-        return small[0::shares] + [e for e in files if e.size >= self.settings.part_size]
+            try:
+                helpers.append(Helper(job, small[share::shares], self.log, self.pool.fail))
+            except OSError as exc:  # no interpreter to start: this process does that share
+                _log.debug("helper process could not start (%s); uploading here", exc)
+                kept += small[share::shares]
+        return kept + [e for e in files if e.size >= self.settings.part_size]
 
     def run(self, entries: list[TreeEntry]) -> UploadOutcome:
         """Upload the files concurrently, then the manifest; clean up on any failure."""
