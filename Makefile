@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := publisher_core/pyproject.toml publisher_local/pyproject.toml publisher_s3/pyproject.toml
 
-.PHONY: setup demo test testbed lint typecheck unit docs bench bench-smoke clean
+.PHONY: setup demo test testbed lint typecheck unit docs bench bench-smoke bench-ceph clean
 
 $(STAMP): pyproject.toml $(PACKAGES)
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench: setup
 
 bench-smoke: setup
 	$(BIN)/python bench/run.py --quick
+
+# A and B against the real Ceph RGW (the server shares the two cores); bench/RESULTS-ceph.md.
+bench-ceph: setup testbed
+	$(BIN)/python bench/run.py --only F --out bench/RESULTS-ceph.md
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -217,7 +217,10 @@ def ceph(work: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """The Ceph RGW of scripts/ceph-rgw.sh; yields its endpoint and credentials."""
     script = ROOT / "scripts" / "ceph-rgw.sh"
     where = work / "ceph"
-    subprocess.run(["bash", str(script), "start", str(where)], check=True, capture_output=True)
+    room = {**os.environ, "CEPH_RGW_MEMSTORE_BYTES": str(12 << 30)}  # several 1 GiB runs
+    subprocess.run(
+        ["bash", str(script), "start", str(where)], check=True, capture_output=True, env=room
+    )
     try:
         env = dict(line.split("=", 1) for line in (where / "env").read_text().splitlines())
         yield (

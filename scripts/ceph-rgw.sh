@@ -6,7 +6,8 @@
 #                                    writes DIR/env (S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY)
 #   scripts/ceph-rgw.sh stop DIR     stop the daemons started in DIR and remove DIR
 #
-# The cluster is one monitor, one OSD (memstore: data in RAM, capped at 1 GiB) and radosgw
+# The cluster is one monitor, one OSD (memstore: data in RAM, capped at 1 GiB, or at
+# CEPH_RGW_MEMSTORE_BYTES; the benchmarks need more) and radosgw
 # (beast frontend), all bound to 127.0.0.1 on free ports, cephx with one local keyring.
 # Everything the daemons write (data, logs, sockets, pid files, crash dumps) stays in DIR.
 # Ceph 16 "Pacific" (Debian 12) has no cluster-less backend, hence the monitor and OSD.
@@ -222,7 +223,7 @@ mon data = $DIR/mon/\$id
 osd data = $DIR/osd/\$id
 rgw data = $DIR/rgw/\$id
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = ${CEPH_RGW_MEMSTORE_BYTES:-1073741824}
 osd pool default size = 1
 osd pool default min size = 1
 osd pool default pg num = 8
