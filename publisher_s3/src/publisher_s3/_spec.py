@@ -138,6 +138,9 @@ def bucket_problems(bucket: str) -> list[str]:
 def endpoint_problems(endpoint: str) -> list[str]:
     """Problems of an Endpoint: an http(s) URL without credentials, query or fragment."""
     where = "@ $.Params.Endpoint"
+    scheme, separator, _ = endpoint.partition("://")
+    if separator and scheme.lower() not in ("http", "https"):
+        return [f"Endpoint scheme {scheme!r} is not supported: use https:// (or http://) {where}"]
     if not endpoint.lower().startswith(("http://", "https://")):
         return [
             f"Endpoint {endpoint!r} needs a scheme: use 'https://{endpoint}' "
