@@ -25,6 +25,7 @@ Ceph RGW of ``scripts/ceph-rgw.sh``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -261,15 +262,44 @@ def _shell(script: str) -> list[str]:
 
 
 def _fresh(path: Path) -> Callable[[], None]:
-    def clear() -> None:
-        shutil.rmtree(path, ignore_errors=True)
+    return functools.partial(shutil.rmtree, path, ignore_errors=True)
 
-    return clear
+
+def _megabytes(tree: Path) -> float:
+    """MB (10^6 bytes) in the files directly under ``tree``."""
+    return sum(p.stat().st_size for p in tree.iterdir()) / 1e6
+
+
+def _file_count(tree: Path) -> int:
+    return sum(1 for p in tree.rglob("*") if p.is_file())
+
+
+def _directory_publishes(
+    suite: Suite, s: Scenario, data: Path, endpoint: str, prefix: str, amount: float, unit: str
+) -> tuple[Row, Row]:
+    """Our directory-mode publish of ``data`` and ``aws s3 cp --recursive`` of the same."""
+    spec = _spec(suite.work, f"{s.key}-dir", endpoint, f"{prefix}/result/", compress=False)
+    ours = suite.run(
+        s,
+        "publisher publish (directory)",
+        _publisher("publish", spec, str(data)),
+        amount=amount,
+        unit=unit,
+        ours=True,
+    )
+    aws = suite.run(
+        s,
+        "aws s3 cp --recursive",
+        _aws(endpoint, "cp", "--recursive", str(data), f"s3://bench/{prefix}/aws/"),
+        amount=amount,
+        unit=unit,
+    )
+    return ours, aws
 
 
 def archive_scenario(suite: Suite, data: Path, endpoint: str, key: str, title: str) -> Scenario:
     """A: one archive of the text tree; ours vs the scripted pipeline and Bacalhau's."""
-    mb = sum(p.stat().st_size for p in data.iterdir()) / 1e6
+    mb = _megabytes(data)
     s = suite.scenario(key, title)
     spec = _spec(suite.work, f"{key}-archive", endpoint, "a/result.tar.gz", compress=True)
     ours = suite.run(
@@ -327,26 +357,11 @@ def directory_scenario(
     remote: bool,
 ) -> Scenario:
     """B: many small files, one object each; ours vs aws s3 cp and Bacalhau's loop."""
-    count = sum(1 for p in data.rglob("*") if p.is_file())
+    count = _file_count(data)
     s = suite.scenario(key, title)
-    spec = _spec(suite.work, f"{key}-dir", endpoint, "b/result/", compress=False)
-    ours = suite.run(
-        s,
-        "publisher publish (directory)",
-        _publisher("publish", spec, str(data)),
-        amount=count,
-        unit="files",
-        ours=True,
-    )
-    aws = suite.run(
-        s,
-        "aws s3 cp --recursive",
-        _aws(endpoint, "cp", "--recursive", str(data), "s3://bench/b/aws/"),
-        amount=count,
-        unit="files",
-    )
+    ours, aws = _directory_publishes(suite, s, data, endpoint, "b", count, "files")
     source, sampled = (sample, True) if sample is not None else (data, False)
-    n = sum(1 for p in source.rglob("*") if p.is_file())
+    n = _file_count(source)
     loop = suite.run(
         s,
         "Bacalhau's loop (sequential put_object)",
@@ -367,26 +382,10 @@ def directory_scenario(
 
 def large_files_scenario(suite: Suite, data: Path, endpoint: str) -> Scenario:
     """C: a few large files in directory mode; ours vs aws s3 cp --recursive."""
-    mb = sum(p.stat().st_size for p in data.iterdir()) / 1e6
-    files = sum(1 for _ in data.iterdir())
-    each = mb / files
-    s = suite.scenario("C", f"directory publish of {files} x {each:.0f} MB files (null sink)")
-    spec = _spec(suite.work, "C-dir", endpoint, "c/result/", compress=False)
-    ours = suite.run(
-        s,
-        "publisher publish (directory)",
-        _publisher("publish", spec, str(data)),
-        amount=mb,
-        unit="MB",
-        ours=True,
-    )
-    aws = suite.run(
-        s,
-        "aws s3 cp --recursive",
-        _aws(endpoint, "cp", "--recursive", str(data), "s3://bench/c/aws/"),
-        amount=mb,
-        unit="MB",
-    )
+    mb = _megabytes(data)
+    files = _file_count(data)
+    s = suite.scenario("C", f"directory publish of {files} x {mb / files:.0f} MB files (null sink)")
+    ours, aws = _directory_publishes(suite, s, data, endpoint, "c", mb, "MB")
     ratio = aws.median / ours.median
     s.check(">= 1.5x aws s3 cp --recursive", ratio >= 1.5, f"{ratio:.1f}x")
     return s
@@ -411,8 +410,8 @@ def get_scenarios(suite: Suite, big: Path, small: Path) -> None:
             results[name] = suite.work / f"D-{name}-result.yaml"
             results[name].write_text(out.stdout)
         target = suite.work / "restored"
-        mb = sum(p.stat().st_size for p in big.iterdir()) / 1e6
-        count = sum(1 for p in small.rglob("*") if p.is_file())
+        mb = _megabytes(big)
+        count = _file_count(small)
 
         s = suite.scenario("D1", f"get of the archive of A ({mb:.0f} MB of text; null sink)")
         ours = suite.run(

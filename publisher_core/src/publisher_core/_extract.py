@@ -109,6 +109,12 @@ def extract_archive(archive: Path, tree: Path) -> tuple[int, int]:
         raise DownloadError("extracting archives safely needs Python 3.10.12 or 3.11.4 or newer")
     checker = _ArchiveChecker()
     files = size = 0
+    unreadable: tuple[type[Exception], ...] = (
+        tarfile.TarError,
+        EOFError,
+        OSError,
+        *_inflate_errors(),
+    )
     try:
         with _gunzip(archive) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
@@ -127,13 +133,19 @@ def extract_archive(archive: Path, tree: Path) -> tuple[int, int]:
         checker.finish()
     except UnsafePathError:
         raise
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise DownloadError(f"archive is not a readable .tar.gz: {exc}") from None
-    except Exception as exc:  # ISA-L's own zlib error type
-        if type(exc).__name__ != "error":
-            raise
+    except unreadable as exc:
         raise DownloadError(f"archive is not a readable .tar.gz: {exc}") from None
     return files, size
+
+
+def _inflate_errors() -> tuple[type[Exception], ...]:
+    """What the decompressors raise for corrupt data: zlib's error, and ISA-L's if present."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return (zlib.error,)
+    isal_error: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # stub says instance
+    return (zlib.error, isal_error)
 
 
 def _gunzip(archive: Path) -> BinaryIO:

@@ -68,16 +68,10 @@ def _entry(document: list[Any]) -> TreeEntry:
     )
 
 
-_LOG_CALLS = {
-    "writing": "writing",
-    "forget": "forget",
-    "written": "written",
-    "creating": "creating",
-    "forget-upload": "forget_upload",
-    "created": "created",
-    "completed": "completed",
-}
-"""Reports that are calls on the parent's clean-up log, by report name."""
+_LOG_CALLS = frozenset(
+    {"writing", "forget", "written", "creating", "forget_upload", "created", "completed"}
+)
+"""Reports that are calls on the parent's clean-up log (named after its methods)."""
 
 
 class Helper:
@@ -137,7 +131,7 @@ class Helper:
         """Apply one report: a clean-up log call, a finished file, an error or the end."""
         kind, *args = message
         if kind in _LOG_CALLS:
-            getattr(self.log, _LOG_CALLS[kind])(*args)
+            getattr(self.log, kind)(*args)
         elif kind == "file":
             path, size, checksum = args
             self.files.append(ManifestFile(path=path, size=size, checksum_sha256=checksum))
@@ -200,7 +194,7 @@ class _ReportingLog:
 
     def not_created(self, key: str, exc: BaseException) -> None:
         if unsent(exc):
-            self.send("forget-upload", key)
+            self.send("forget_upload", key)
 
     def created(self, key: str, upload_id: str) -> None:
         self.send("created", key, upload_id)

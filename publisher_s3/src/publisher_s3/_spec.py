@@ -61,6 +61,15 @@ class S3Result:
     manifest_version_id: str | None = None
 
 
+def _default_parallelism() -> int:
+    """The CPUs this process may use, at most 4: compression threads, helper processes."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return min(4, cpus)
+
+
 def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 1:
         raise ValueError(f"{attribute.name} must be at least 1, got {value}")
@@ -84,7 +93,7 @@ class S3Settings:
 
     concurrency: int = attrs.field(default=16, validator=_positive)
     processes: int = attrs.field(
-        factory=lambda: min(4, _cpus()),
+        factory=_default_parallelism,
         validator=[attrs.validators.ge(1), attrs.validators.le(64)],
     )
     part_size: int = attrs.field(
@@ -95,7 +104,7 @@ class S3Settings:
         default=1, validator=[attrs.validators.ge(0), attrs.validators.le(3)]
     )
     compression_threads: int = attrs.field(
-        factory=lambda: min(4, _cpus()),
+        factory=_default_parallelism,
         validator=[attrs.validators.ge(1), attrs.validators.le(64)],
     )
     url_lifetime: int = attrs.field(
@@ -105,13 +114,6 @@ class S3Settings:
         default="auto", validator=attrs.validators.in_(("auto", "path", "virtual"))
     )
     max_attempts: int = attrs.field(default=5, validator=_positive)
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def bucket_problems(bucket: str) -> list[str]:

@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NoReturn
 
 import attrs
+from isal import igzip_threaded, isal_zlib
 
 from publisher_core import (
     BinarySink,
@@ -79,8 +80,6 @@ def _sha256(data: bytes | bytearray | memoryview) -> str:
 
 def _crc32(data: bytes) -> str:
     """Base64 CRC32 of a part: the store checks it (ISA-L computes it at ~10 GB/s)."""
-    from isal import isal_zlib
-
     return base64.b64encode(isal_zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
 
 
@@ -451,8 +450,6 @@ class ArchiveUpload:
 
     def _gzip(self, sink: BinarySink, level: int) -> GzipStream:
         """ISA-L's threaded gzip writer: blocks compressed in parallel, one gzip member."""
-        from isal import igzip_threaded
-
         stream: GzipStream = igzip_threaded.open(  # type: ignore[no-untyped-call]
             sink, "wb", compresslevel=level, threads=self.settings.compression_threads
         )
