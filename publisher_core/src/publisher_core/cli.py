@@ -8,7 +8,9 @@ tracebacks and debug logs.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 import traceback
 from datetime import datetime
@@ -27,7 +29,7 @@ from ._documents import (
 from ._errors import PluginError, PublisherError, SpecError, TargetExistsError
 from ._models import PublishContext, PublisherSpec, ResultDescription
 
-__all__ = ["main", "run"]
+__all__ = ["Terminated", "main", "run"]
 
 _state = {"debug": False}
 
@@ -346,9 +348,31 @@ def _exit_code(exc: PublisherError) -> int:
     return 2 if isinstance(exc, (SpecError, PluginError, TargetExistsError)) else 1
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so a publish cleans up exactly as after Ctrl-C."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (the console script's entry point)."""
+    """Run the CLI and return its exit code (the console script's entry point).
+
+    SIGINT and SIGTERM stop a publish or get part-way: what it wrote is removed (a
+    warning names anything that could not be), then the exit code is 130 or 143.
+    """
     _state["debug"] = False
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
+    try:
+        return _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         main.main(args=argv, prog_name="publisher", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -366,8 +390,11 @@ def run(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(f"error: {' '.join(str(exc).split())}", err=True)
         return _exit_code(exc)
+    except Terminated:
+        click.echo("error: terminated (SIGTERM)", err=True)
+        return 143
     except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
+        click.echo("error: interrupted (SIGINT)", err=True)
         return 130
     except Exception as exc:  # a bug, or a plugin's; keep the one-line promise
         if _state["debug"]:
