@@ -17,7 +17,7 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-pytest_plugins = ["tests.s3_servers"]
+pytest_plugins = ["tests.s3_servers", "tests.fault_table"]
 
 PLUGINS = Path(__file__).parent / "plugins"
 BIN = Path(sys.executable).parent

@@ -8,6 +8,7 @@ which turns a missing or failing server into an error.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -66,6 +67,7 @@ def moto_server() -> Iterator[S3Server]:
     """moto's S3 over HTTP on a free loopback port, for the whole session."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on stderr
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

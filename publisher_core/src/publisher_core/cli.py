@@ -374,7 +374,11 @@ def run(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str] | None) -> int:
     try:
-        main.main(args=argv, prog_name="publisher", standalone_mode=False)
+        # Not main.main(): it turns an interrupt into click.Abort after printing a blank
+        # line; interrupts reach the handlers below as they are.
+        args = sys.argv[1:] if argv is None else argv
+        with main.make_context("publisher", list(args)) as ctx:
+            main.invoke(ctx)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.Abort:
@@ -382,6 +386,10 @@ def _run(argv: list[str] | None) -> int:
         return 130
     except click.ClickException as exc:
         ctx = getattr(exc, "ctx", None)
+        no_args = getattr(click.exceptions, "NoArgsIsHelpError", None)  # click >= 8.2
+        if no_args is not None and isinstance(exc, no_args) and ctx is not None:
+            click.echo(ctx.get_help(), err=True)  # bare 'publisher': the help, not one line
+            return 2
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         click.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
         return exc.exit_code

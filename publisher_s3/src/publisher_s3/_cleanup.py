@@ -103,15 +103,20 @@ class WriteLog:
             _log.warning("publish failed; could not remove: %s", ", ".join(left[:20]))
         return left
 
+    def uploads_of(self, key: str) -> list[str]:
+        """Ids of the incomplete multipart uploads of exactly ``key``."""
+        found: list[str] = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+            found += [u["UploadId"] for u in page.get("Uploads", []) if u["Key"] == key]
+        return found
+
     def _abort_uploads(self) -> list[str]:
         left: list[str] = []
         uploads = dict(self._uploads)
         for key in self._creating:  # the reply was lost: find the upload by its key
             try:
-                listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
-                for upload in listed.get("Uploads", []):
-                    if upload["Key"] == key and upload["Initiated"] >= self.started:
-                        uploads[upload["UploadId"]] = key
+                uploads.update(dict.fromkeys(self.uploads_of(key), key))
             except Exception:
                 left.append(f"a multipart upload of {key}")
         for upload_id, key in uploads.items():
@@ -147,9 +152,10 @@ class WriteLog:
 def unsent(exc: BaseException) -> bool:
     """Whether ``exc`` proves that its request created nothing.
 
-    A reply with an S3 error, or a failure before the request left (no credentials,
-    no connection, bad parameters), created nothing; anything else (an interrupt, a
-    lost reply) might have, and what it may have created stays recorded for clean-up.
+    Only a call made once can prove it: a 4xx reply from S3, or a failure before the
+    request left (no credentials, no connection, bad parameters). A 5xx or a 200 with an
+    error inside may have been applied, and after retries an earlier attempt (reset or
+    timed out) may have been; such keys stay recorded for clean-up.
     """
     from botocore.exceptions import (
         ClientError,
@@ -159,11 +165,13 @@ def unsent(exc: BaseException) -> bool:
         ParamValidationError,
     )
 
-    unsent = (
-        ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        ParamValidationError,
-    )
-    return isinstance(exc, unsent)
+    from ._client import attempts_of
+
+    if isinstance(exc, (NoCredentialsError, ParamValidationError)):
+        return True
+    if (attempts_of(exc) or 1) > 1:
+        return False
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and 400 <= status < 500
+    return isinstance(exc, (ConnectTimeoutError, EndpointConnectionError))

@@ -5,6 +5,7 @@ botocore is imported here, inside the functions, so importing the plugin stays c
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -16,7 +17,13 @@ from ._spec import S3Settings
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
-__all__ = ["client_credentials", "custom_endpoint", "describe_client_error", "make_client"]
+__all__ = [
+    "attempts_of",
+    "client_credentials",
+    "custom_endpoint",
+    "describe_client_error",
+    "make_client",
+]
 
 _DEFAULT_CUSTOM_REGION = "us-east-1"
 
@@ -69,8 +76,10 @@ def make_client(
     used_region = region or configured or os.environ.get("AWS_REGION") or None
     config_args: dict[str, Any] = {
         "signature_version": "s3v4",
-        "retries": {"mode": "standard", "max_attempts": settings.max_attempts},
+        "retries": {"mode": "standard", "total_max_attempts": settings.max_attempts},
         "max_pool_connections": settings.concurrency + 2,
+        "connect_timeout": settings.connect_timeout,
+        "read_timeout": settings.read_timeout,
         "request_checksum_calculation": "when_required",
         "response_checksum_validation": "when_required",
         "s3": {
@@ -92,7 +101,32 @@ def make_client(
         **explicit,
     )
     client.meta.events.register("before-sign.s3.PutObject", _no_expect_for_small_bodies)
+    client.meta.events.register("after-call-error.s3", _count_attempts)
     return client, used_region
+
+
+def _count_attempts(exception: BaseException, context: dict[str, Any], **_: Any) -> None:
+    """Note on a failed call's exception how many attempts botocore made.
+
+    botocore records retries only in a ClientError's response; a reset or a timeout on
+    the last attempt would otherwise not say that it was the last of several.
+    """
+    attempt = context.get("retries", {}).get("attempt")
+    if isinstance(attempt, int):
+        with contextlib.suppress(AttributeError):
+            exception.publisher_attempts = attempt  # type: ignore[attr-defined]
+
+
+def attempts_of(exc: BaseException) -> int | None:
+    """How many attempts the call that raised ``exc`` made, where known."""
+    from botocore.exceptions import ClientError as _ClientError
+
+    if isinstance(exc, _ClientError):
+        retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts")
+        if isinstance(retries, int):
+            return retries + 1
+    found = getattr(exc, "publisher_attempts", None)
+    return found if isinstance(found, int) else None
 
 
 _EXPECT_THRESHOLD = 1 << 20
@@ -154,13 +188,13 @@ def describe_client_error(exc: BaseException, bucket: str, key: str) -> str:
     """One line naming the bucket, key, operation and S3 error code; never a secret."""
     from botocore.exceptions import ClientError as _ClientError
 
+    attempts = attempts_of(exc)
+    tried = f" after {attempts} attempts" if attempts is not None and attempts > 1 else ""
     if isinstance(exc, _ClientError):
         error: ClientError = exc
         code = error.response.get("Error", {}).get("Code", "Unknown")
         message = error.response.get("Error", {}).get("Message", "")
-        attempts = error.response.get("ResponseMetadata", {}).get("RetryAttempts")
-        tried = f" after {attempts + 1} attempts" if attempts else ""
         detail = f": {message}" if message and message != code else ""
         return f"{error.operation_name} s3://{bucket}/{key} failed with {code}{tried}{detail}"
     text = " ".join(str(exc).split())
-    return f"s3://{bucket}/{key}: {type(exc).__name__}: {text}"
+    return f"s3://{bucket}/{key}: {type(exc).__name__}{tried}: {text}"

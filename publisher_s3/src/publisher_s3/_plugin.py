@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -9,6 +12,7 @@ from typing import Any
 from publisher_core import (
     DownloadError,
     DownloadItem,
+    IntegrityError,
     Manifest,
     PublishContext,
     PublishedResult,
@@ -30,6 +34,10 @@ from ._client import custom_endpoint, describe_client_error, make_client
 from ._spec import S3Params, S3Result, S3Settings, spec_problems
 
 __all__ = ["describe_result", "plan_publish", "publish", "publisher_info", "validate_spec"]
+
+_log = logging.getLogger(__name__)
+_READ_BACKOFF = 0.25  # seconds, doubled per attempt with full jitter
+_READ_BACKOFF_CAP = 5.0
 
 
 @hookimpl
@@ -118,25 +126,46 @@ def _presign(client: Any, bucket: str, key: str, lifetime: int, version: str | N
     return url
 
 
-def _manifest(client: Any, params: S3Result) -> Manifest:
-    from botocore.exceptions import ClientError
+def _manifest(client: Any, params: S3Result, attempts: int) -> Manifest:
+    """The result's manifest, checked against its recorded SHA-256.
+
+    botocore retries the request, but not a body cut short or changed on its way after
+    the reply began; those are read again, up to ``attempts`` times in all.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
 
     assert params.manifest is not None
     request = {"Bucket": params.bucket, "Key": params.manifest}
     if params.manifest_version_id:
         request["VersionId"] = params.manifest_version_id
-    try:
-        data = client.get_object(**request)["Body"].read()
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code in ("NoSuchKey", "404"):
-            raise DownloadError(
-                f"manifest s3://{params.bucket}/{params.manifest} is missing: the result is "
-                "incomplete or was deleted"
-            ) from None
-        raise
     where = f"s3://{params.bucket}/{params.manifest}"
-    return Manifest.from_checked_bytes(data, params.manifest_checksum_sha256, where)
+    for attempt in range(1, attempts + 1):
+        try:
+            body = client.get_object(**request)["Body"]  # botocore retries the request
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
+                raise DownloadError(
+                    f"manifest {where} is missing: the result is incomplete or was deleted"
+                ) from None
+            raise
+        try:
+            with body:
+                data = body.read()
+            return Manifest.from_checked_bytes(data, params.manifest_checksum_sha256, where)
+        except (BotoCoreError, IntegrityError) as exc:
+            if attempt == attempts and isinstance(exc, IntegrityError):
+                raise IntegrityError(f"{exc} (read {attempts} times)") from None
+            if attempt == attempts:
+                text = " ".join(str(exc).split())
+                raise DownloadError(
+                    f"reading manifest {where} failed after {attempts} attempts: "
+                    f"{type(exc).__name__}: {text}"
+                ) from None
+            _log.debug("reading manifest %s failed (%s); reading it again", where, exc)
+            jitter = random.random()  # noqa: S311 - backoff jitter, not a secret
+            time.sleep(min(_READ_BACKOFF_CAP, _READ_BACKOFF * 2**attempt) * jitter)
+    raise AssertionError("unreachable")
 
 
 def _listed(client: Any, params: S3Result) -> list[tuple[str, int]]:
@@ -184,7 +213,7 @@ def describe_result(params: S3Result, settings: S3Settings) -> ResultDescription
                 for path, size in _listed(client, params)
             )
             return ResultDescription(type="s3", name=name, items=items)
-        manifest = _manifest(client, params)
+        manifest = _manifest(client, params, settings.max_attempts)
         items = tuple(
             DownloadItem(
                 path=f.path,

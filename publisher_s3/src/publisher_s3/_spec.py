@@ -88,7 +88,9 @@ class S3Settings:
     compress an archive (default: the CPUs this process may use, at most 4).
     ``url_lifetime`` seconds for pre-signed URLs.
     ``addressing_style`` for AWS endpoints (custom endpoints always use path style).
-    ``max_attempts`` per request, botocore's standard retry mode.
+    ``max_attempts`` per request, botocore's standard retry mode (throttling, 5xx,
+    resets and timeouts are retried with backoff). ``connect_timeout`` and
+    ``read_timeout`` seconds per attempt: a store that stalls longer is retried.
     """
 
     concurrency: int = attrs.field(default=16, validator=_positive)
@@ -114,6 +116,12 @@ class S3Settings:
         default="auto", validator=attrs.validators.in_(("auto", "path", "virtual"))
     )
     max_attempts: int = attrs.field(default=5, validator=_positive)
+    connect_timeout: int = attrs.field(
+        default=60, validator=[attrs.validators.ge(1), attrs.validators.le(3600)]
+    )
+    read_timeout: int = attrs.field(
+        default=60, validator=[attrs.validators.ge(1), attrs.validators.le(3600)]
+    )
 
 
 def bucket_problems(bucket: str) -> list[str]:

@@ -140,6 +140,31 @@ class _Multipart:
         log.created(key, self.upload_id)
         _log.debug("multipart upload started for s3://%s/%s", bucket, key)
         self.parts: dict[int, tuple[str, str]] = {}  # number -> (ETag, CRC32)
+        if reply.get("ResponseMetadata", {}).get("RetryAttempts"):
+            self._abort_lost_attempts()
+
+    def _abort_lost_attempts(self) -> None:
+        """Abort uploads of this key that earlier attempts created but whose reply was lost.
+
+        Otherwise a retried CreateMultipartUpload leaves an incomplete upload behind
+        (billed, invisible) even though the publish succeeds. Any other incomplete upload
+        of this very key is such an attempt or debris of an earlier failed publish (stores
+        do not all report when an upload began, so age cannot tell them apart).
+        """
+        try:
+            for upload_id in self.log.uploads_of(self.key):
+                if upload_id != self.upload_id:
+                    _log.debug("aborting a lost upload of s3://%s/%s", self.bucket, self.key)
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=self.key, UploadId=upload_id
+                    )
+        except Exception as exc:  # the result itself is fine; say what may be left
+            _log.warning(
+                "a lost multipart upload of s3://%s/%s may be left: %s",
+                self.bucket,
+                self.key,
+                describe_client_error(exc, self.bucket, self.key),
+            )
 
     def upload(self, number: int, data: bytes) -> None:
         if number > MAX_PARTS:
@@ -172,12 +197,39 @@ class _Multipart:
                 MultipartUpload={"Parts": parts},
             )
         except BaseException as exc:
-            self.log.not_written(self.key, exc)
-            raise
+            reply = self._completed_before(exc)
+            if reply is None:
+                self.log.not_written(self.key, exc)
+                raise
         self.log.completed(self.upload_id)
         version: str | None = reply.get("VersionId")
         self.log.written(self.key, version)
         return version
+
+    def _completed_before(self, exc: BaseException) -> dict[str, Any] | None:
+        """The object, if ``exc`` is NoSuchUpload because an earlier attempt completed it.
+
+        A lost CompleteMultipartUpload reply is retried; the store has by then turned the
+        upload into the object. It is ours if its ETag is the one these parts make.
+        """
+        from botocore.exceptions import ClientError
+
+        from ._client import attempts_of
+
+        if not isinstance(exc, ClientError) or (attempts_of(exc) or 1) < 2:
+            return None
+        if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+            return None
+        digests = b"".join(bytes.fromhex(self.parts[n][0].strip('"')) for n in sorted(self.parts))
+        expected = f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(self.parts)}"'
+        try:
+            head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=self.key)
+        except ClientError:
+            return None
+        if head.get("ETag") != expected or head["LastModified"] < self.log.started:
+            return None
+        _log.debug("s3://%s/%s was completed by a lost attempt", self.bucket, self.key)
+        return head
 
 
 class _BoundedPool:
