@@ -114,3 +114,11 @@ def third_party(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         _pip_install_target(base / name, *projects)
         installed[name] = base / name
     yield installed
+
+
+@pytest.fixture(scope="session")
+def raising_publisher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Type ``raising`` installed like ``third_party``'s: a plugin whose hooks raise."""
+    target = tmp_path_factory.mktemp("raising-publisher")
+    _pip_install_target(target, PLUGINS / "raising_publisher")
+    return target

@@ -87,6 +87,24 @@ def _reset(sock: socket.socket) -> None:
     sock.close()
 
 
+class _Upstream:
+    """The connection to the upstream server of one client connection, opened lazily."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._connection: http.client.HTTPConnection | None = None
+
+    def connection(self) -> http.client.HTTPConnection:
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 class _Closed(Exception):
     """The client connection is finished."""
 
@@ -166,22 +184,19 @@ class FaultProxy:
     def _serve(self, sock: socket.socket) -> None:
         sock.settimeout(30)
         reader = sock.makefile("rb")
-        upstream: http.client.HTTPConnection | None = None
+        upstream = _Upstream(*self.upstream)
         try:
             while not self._stopping.is_set():
-                upstream = self._one(sock, reader, upstream)
+                self._one(sock, reader, upstream)
         except (_Closed, OSError, ValueError, http.client.HTTPException):
             pass
         finally:
-            if upstream is not None:
-                upstream.close()
+            upstream.close()
             reader.close()
             with suppress(OSError):
                 sock.close()
 
-    def _one(
-        self, sock: socket.socket, reader: BinaryIO, upstream: http.client.HTTPConnection | None
-    ) -> http.client.HTTPConnection | None:
+    def _one(self, sock: socket.socket, reader: BinaryIO, upstream: _Upstream) -> None:
         line = reader.readline(_LINE_LIMIT)
         if not line.strip():
             raise _Closed
@@ -213,21 +228,19 @@ class FaultProxy:
         if fault and fault.action == "status":
             extra = [("Retry-After", str(fault.retry_after))] if fault.retry_after else []
             self._reply(sock, fault.status, _error_xml(fault.code, "injected by the proxy"), extra)
-            return upstream
+            return
         if fault and fault.action == "stall":
             self._stopping.wait(fault.seconds)
             raise _Closed
         if fault and fault.action == "delay":
             self._stopping.wait(fault.seconds)
-        if upstream is None:
-            host, port = self.upstream
-            upstream = http.client.HTTPConnection(host, port, timeout=60)
-        upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        connection = upstream.connection()
+        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
         for name, value in headers:
             if name.lower() not in _HOP_BY_HOP:
-                upstream.putheader(name, value)
-        upstream.endheaders(body or None)
-        response = upstream.getresponse()
+                connection.putheader(name, value)
+        connection.endheaders(body or None)
+        response = connection.getresponse()
         data = response.read()
         reply_headers = [
             (name, value)
@@ -238,7 +251,6 @@ class FaultProxy:
         status, reason = response.status, response.reason
         if response.will_close:
             upstream.close()
-            upstream = None
         if fault and fault.action == "ok-error":
             data = _error_xml(fault.code, "injected by the proxy after success")
             reply_headers = [("Content-Type", "application/xml")]
@@ -258,7 +270,6 @@ class FaultProxy:
             raise _Closed
         size = declared if declared is not None else str(len(data))
         sock.sendall(self._head(status, reason, reply_headers, size) + data)
-        return upstream
 
     @staticmethod
     def _head(status: int, reason: str, headers: list[tuple[str, str]], length: str) -> bytes:

@@ -1,17 +1,38 @@
 """The bad-input corpus: each case is one wrong input, the exact exit code and a one-line
-error that names the problem. Every case here exits 2 (bad usage, spec, result or
-setting), prints nothing on stdout and exactly one line on stderr, starting ``error: ``.
+error that names the problem. Every case prints nothing on stdout and exactly one line on
+stderr, starting ``error: ``, and stores nothing under ``PUBLISHER_LOCAL_ROOT``.
+
+- ``CASES``: bad usage, specs, result records and settings; all exit 2.
+- ``TREE_CASES``, ``CHANGING_CASES``, ``UNREADABLE_CASES``: result trees that cannot be
+  published, in directory and archive mode; all exit 1 (a publish that failed).
+- ``RECORD_CASES``: published records that were truncated or tampered with, or whose
+  stored bytes were.
+- ``PLUGIN_CASES``: plugins that fail to import, fail validation, claim a Type twice or
+  raise inside a hook.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import pwd
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import unicodedata
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from publisher_core import TreeEntry, dump_document, publish, result_to_document, scan_tree
 from publisher_core._api import default_registry
 from publisher_core.cli import run
+from tests.trees import build
 
 LONG = "k" * 1100  # a key over the 1024-byte limit
 
@@ -426,11 +447,473 @@ CASES: list[tuple[str, dict[str, str], list[str], dict[str, str], str]] = [
         "syntax error at line 1, column 19",
     ),
 ]
+# -- Result trees that cannot be published: exit 1 -------------------------------------------
+
+GOOD_TREE: dict[str, Any] = {"ok.txt": b"fine\n", "sub": {"inner.txt": b"inner\n"}}
+"""What every tree case starts from; the case then adds or changes one thing."""
+
+CAFE_NFC = unicodedata.normalize("NFC", "café")
+CAFE_NFD = unicodedata.normalize("NFD", "café")
+
+BOTH = ("directory", "archive")
+SPECS = {"directory": "local://out", "archive": "local://out,opt=compress=true"}
+
+
+def link_out(result: Path) -> None:
+    (result.parent / "secret.txt").write_text("not part of the result\n")
+    os.symlink("../secret.txt", result / "out")
+
+
+def link_loop(result: Path) -> None:
+    os.symlink("loop2", result / "loop1")
+    os.symlink("loop1", result / "loop2")
+
+
+def unix_socket(result: Path) -> None:
+    """Bind ``s.sock`` by a relative name: a socket's path may not be long."""
+    cwd = os.getcwd()
+    os.chdir(result)
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind("s.sock")  # the socket file stays after the socket is closed
+    finally:
+        os.chdir(cwd)
+
+
+def nfc_nfd_twins(result: Path) -> None:
+    (result / CAFE_NFC).write_text("composed")
+    (result / CAFE_NFD).write_text("decomposed")
+
+
+def invalid_utf8_name(result: Path) -> None:
+    with open(os.path.join(os.fsencode(result), b"bad\xffname"), "wb") as handle:
+        handle.write(b"x")
+
+
+def key_over_1024_bytes(result: Path) -> None:
+    """'out/' + 4 directories of 250 + '/' + a 17-byte name: a 1025-byte key."""
+    deep = result.joinpath(*["d" * 250] * 4)
+    deep.mkdir(parents=True)
+    (deep / ("x" * 17)).write_text("x")
+
+
+TREE_CASES: list[tuple[str, Callable[[Path], object], tuple[str, ...], str]] = [
+    (
+        "tree-link-out",
+        link_out,
+        BOTH,
+        "1 entry of result cannot be published: "
+        "out: symlink leads out of the result \\(-> \\.\\./secret\\.txt\\)$",
+    ),
+    (
+        "tree-link-dangling",
+        lambda r: os.symlink("nowhere", r / "dangling"),
+        BOTH,
+        "dangling: is a dangling symlink \\(-> nowhere\\)$",
+    ),
+    (
+        "tree-link-loop",
+        link_loop,
+        BOTH,
+        "2 entries of result cannot be published: loop1: is a symlink loop \\(-> loop2\\); "
+        "loop2: is a symlink loop \\(-> loop1\\)$",
+    ),
+    (
+        "tree-link-to-ancestor",  # kept as a link inside the tree in archive mode, which is fine
+        lambda r: os.symlink("..", r / "sub" / "parent"),
+        ("directory",),
+        "sub/parent: symlink to a directory containing it \\(a cycle\\)$",
+    ),
+    (
+        "tree-fifo",
+        lambda r: os.mkfifo(r / "fifo"),
+        BOTH,
+        "fifo: is a FIFO, which cannot be published$",
+    ),
+    (
+        "tree-socket",
+        unix_socket,
+        BOTH,
+        "s\\.sock: is a socket, which cannot be published$",
+    ),
+    (
+        "tree-nfc-nfd-twins",
+        nfc_nfd_twins,
+        BOTH,
+        f"{CAFE_NFD} \\(NFD\\) and {CAFE_NFC} \\(NFC\\): names differ only in Unicode "
+        "normalisation \\(NFC/NFD\\) and would collide on macOS/Windows-style filesystems$",
+    ),
+    (
+        "tree-newline-in-file-name",
+        lambda r: (r / "bad\nname.txt").write_text("x"),
+        BOTH,
+        "'bad\\\\nname\\.txt': name contains a control character",
+    ),
+    (
+        "tree-newline-in-directory-name",  # empty, so no file key would have caught it
+        lambda r: (r / "bad\ndir").mkdir(),
+        BOTH,
+        "'bad\\\\ndir': name contains a control character",
+    ),
+    (
+        "tree-invalid-utf8-name",
+        invalid_utf8_name,
+        BOTH,
+        "b'bad\\\\xffname': name is not valid UTF-8$",
+    ),
+    (
+        "tree-key-over-1024-bytes",  # an archive's members have no such limit
+        key_over_1024_bytes,
+        ("directory",),
+        "1 files cannot be stored under 'out/': (d{250}/){4}x{17}: "
+        "key is 1025 UTF-8 bytes; the limit is 1024$",
+    ),
+]
+
+
+def per_mode(
+    cases: list[tuple[str, Callable[[Path], object], tuple[str, ...], str]],
+) -> list[Any]:
+    """One parameter set per case and mode, with ids like ``tree-fifo-archive``."""
+    return [
+        pytest.param(make, SPECS[mode], pattern, id=f"{name}-{mode}")
+        for name, make, modes, pattern in cases
+        for mode in modes
+    ]
+
+
+# Changes made between the scan of the tree and the reading of its files: exit 1.
+
+
+def swap_for_link_out(result: Path) -> None:
+    (result / "sub" / "inner.txt").unlink()
+    os.symlink("../../secret.txt", result / "sub" / "inner.txt")
+    (result.parent / "secret.txt").write_text("secret")
+
+
+def replace_by_another_file(result: Path) -> None:
+    (result / "sub" / "new").write_bytes(b"other\n")
+    os.replace(result / "sub" / "new", result / "sub" / "inner.txt")
+
+
+CHANGING_CASES: list[tuple[str, Callable[[Path], object], tuple[str, ...], str]] = [
+    (
+        "tree-file-vanishes",
+        lambda r: (r / "sub" / "inner.txt").unlink(),
+        BOTH,
+        "sub/inner\\.txt: cannot open \\(No such file or directory\\)$",
+    ),
+    (
+        "tree-file-grows",
+        lambda r: (r / "sub" / "inner.txt").write_bytes(b"inner and more\n"),
+        BOTH,
+        "sub/inner\\.txt: changed size while publishing \\(6 bytes when scanned, 15 when "
+        "read\\); nothing was published$",
+    ),
+    (
+        "tree-file-shrinks",
+        lambda r: os.truncate(r / "sub" / "inner.txt", 2),
+        BOTH,
+        "sub/inner\\.txt: changed size while publishing \\(6 bytes when scanned, 2 when "
+        "read\\); nothing was published$",
+    ),
+    (
+        "tree-file-swapped-for-link-out",
+        swap_for_link_out,
+        BOTH,
+        "sub/inner\\.txt: was replaced by a symlink while publishing; nothing was published$",
+    ),
+    (
+        "tree-file-replaced",
+        replace_by_another_file,
+        BOTH,
+        "sub/inner\\.txt: was replaced while publishing; nothing was published$",
+    ),
+]
+
+
+def change_after_scan(monkeypatch: pytest.MonkeyPatch, change: Callable[[Path], object]) -> None:
+    """Make the local publisher's scan apply ``change`` to the tree once it has scanned it."""
+    import publisher_local._plugin as plugin
+
+    def scan_then_change(source: Path, *, follow_links: bool) -> list[TreeEntry]:
+        entries = scan_tree(source, follow_links=follow_links)
+        change(source)
+        return entries
+
+    monkeypatch.setattr(plugin, "scan_tree", scan_then_change)
+
+
+# Entries the publishing user cannot read (run as an unprivileged user when tests run as
+# root, who reads everything): exit 1.
+
+UNREADABLE_CASES: list[tuple[str, str, str]] = [
+    (
+        "tree-unreadable-file",
+        "sub/inner.txt",
+        "sub/inner\\.txt: cannot open \\(Permission denied\\)$",
+    ),
+    (
+        "tree-unreadable-directory",
+        "sub",
+        "1 entry of result cannot be published: sub/: cannot list directory "
+        "\\(Permission denied\\)$",
+    ),
+]
+
+
+# -- Published records: truncated, tampered with, or their stored bytes changed ----------------
+
+ZERO_SHA256 = "A" * 43 + "="
+
+
+def record(doc: dict[str, Any], **changes: Any) -> str:
+    """The record ``doc`` as YAML, with ``changes`` made to its Params."""
+    return dump_document({**doc, "Params": {**doc["Params"], **changes}}, "yaml")
+
+
+def cut_json(doc: dict[str, Any], stored: Path) -> str:
+    text = json.dumps(doc)
+    return text[: text.index('"Size"') + 3]
+
+
+def cut_yaml_mid_line(doc: dict[str, Any], stored: Path) -> str:
+    text = record(doc)
+    return text[: text.index("Size") + 2]
+
+
+def cut_yaml_at_a_line(doc: dict[str, Any], stored: Path) -> str:
+    text = record(doc)
+    return text[: text.index("Size")]
+
+
+def truncate_stored(doc: dict[str, Any], stored: Path) -> str:
+    stored.write_bytes(stored.read_bytes()[:-10])
+    return record(doc)
+
+
+def flip_a_stored_bit(doc: dict[str, Any], stored: Path) -> str:
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 1
+    stored.write_bytes(bytes(data))
+    return record(doc)
+
+
+def edit_a_stored_file(doc: dict[str, Any], stored: Path) -> str:
+    (stored / "ok.txt").write_text("FINE\n")  # the same size, other bytes
+    return record(doc)
+
+
+def delete_the_manifest(doc: dict[str, Any], stored: Path) -> str:
+    Path(doc["Params"]["Manifest"]).unlink()
+    return record(doc)
+
+
+RECORD_CASES: list[tuple[str, bool, Callable[[dict[str, Any], Path], str], str, int, str]] = [
+    (
+        "result-truncated-json",
+        True,
+        cut_json,
+        "describe",
+        2,
+        "invalid result: YAML syntax error at line 1, column \\d+: ",
+    ),
+    (
+        "result-truncated-yaml-mid-line",
+        True,
+        cut_yaml_mid_line,
+        "describe",
+        2,
+        "invalid result: YAML syntax error at line 6, column 1: could not find expected ':'$",
+    ),
+    (
+        "result-truncated-yaml-at-a-line",
+        True,
+        cut_yaml_at_a_line,
+        "describe",
+        2,
+        "invalid result: missing required parameter 'Size' @ \\$\\.Params$",
+    ),
+    (
+        "result-tampered-checksum",
+        True,
+        lambda doc, stored: record(doc, ChecksumSHA256=ZERO_SHA256),
+        "get",
+        1,
+        f"r\\.tar\\.gz: SHA-256 is \\S+, the result recorded {ZERO_SHA256}; "
+        "the stored bytes were changed or corrupted$",
+    ),
+    (
+        "result-tampered-size",
+        True,
+        lambda doc, stored: record(doc, Size=doc["Params"]["Size"] + 1),
+        "get",
+        1,
+        "r\\.tar\\.gz: got \\d+ bytes, the result recorded \\d+$",
+    ),
+    (
+        "result-tampered-manifest-checksum",
+        False,
+        lambda doc, stored: record(doc, ManifestChecksumSHA256=ZERO_SHA256),
+        "describe",
+        1,
+        f"manifest \\S+/published/r\\.manifest\\.json has SHA-256 \\S+, "
+        f"the result recorded {ZERO_SHA256}$",
+    ),
+    (
+        "result-manifest-deleted",
+        False,
+        delete_the_manifest,
+        "describe",
+        1,
+        "manifest \\S+/r\\.manifest\\.json is missing: the result is incomplete or was deleted$",
+    ),
+    (
+        "result-stored-archive-truncated",
+        True,
+        truncate_stored,
+        "get",
+        1,
+        "r\\.tar\\.gz: got \\d+ bytes, the result recorded \\d+$",
+    ),
+    (
+        "result-stored-archive-corrupted",
+        True,
+        flip_a_stored_bit,
+        "get",
+        1,
+        "r\\.tar\\.gz: SHA-256 is \\S+, the result recorded \\S+; "
+        "the stored bytes were changed or corrupted$",
+    ),
+    (
+        "result-stored-file-changed",
+        False,
+        edit_a_stored_file,
+        "get",
+        1,
+        "ok\\.txt: SHA-256 is \\S+, the result recorded \\S+; "
+        "the stored bytes were changed or corrupted$",
+    ),
+]
+
+
+# -- Plugins: installed distributions that cannot be used, or fail while used ----------------
+
+PLUGIN_CASES: list[tuple[str, str, dict[str, str], list[str], int, str]] = [
+    (
+        "plugin-fails-on-import",
+        "broken",
+        {},
+        ["validate", "broken://x"],
+        2,
+        "publisher type 'broken' cannot be used: import failed: ModuleNotFoundError: "
+        "No module named 'publisher_core_missing_dependency'$",
+    ),
+    (
+        "plugin-fails-validation",
+        "broken",
+        {},
+        ["validate", "badhooks://x"],
+        2,
+        "publisher type 'badhooks' cannot be used: invalid plugin: PluginValidationError: "
+        ".*bucket_name",
+    ),
+    (
+        "plugin-duplicate-type",
+        "duplicate",
+        {},
+        ["validate", "local://x"],
+        2,
+        "publisher type 'local' is provided by more than one distribution: "
+        "(duplicate-publisher 9\\.9\\.9 and publisher-local \\S+|publisher-local \\S+ and "
+        "duplicate-publisher 9\\.9\\.9); uninstall one of them$",
+    ),
+    (
+        "plugin-raises-in-validate-spec",
+        "raising",
+        {"s.yaml": "type: raising\nparams: {key: x, fail: validate_spec}\n"},
+        ["validate", "s.yaml"],
+        2,
+        "publisher 'raising' failed in validate_spec: RuntimeError: validator crashed "
+        "while reading the key$",
+    ),
+    (
+        "plugin-raises-in-publish",
+        "raising",
+        {},
+        ["publish", "raising://x", "."],
+        1,
+        "publisher 'raising' failed in publish: RuntimeError: the shelf for \\. is full "
+        "and a second line$",
+    ),
+    (
+        "plugin-publish-returns-nothing",
+        "raising",
+        {"s.yaml": "type: raising\nparams: {key: x, fail: nothing}\n"},
+        ["publish", "s.yaml", "."],
+        2,
+        "publisher 'raising' returned NoneType from publish, expected a PublishedResult$",
+    ),
+    (
+        "plugin-raises-in-describe",
+        "raising",
+        {"r.yaml": "type: raising\nparams: {key: x}\n"},
+        ["describe", "r.yaml"],
+        1,
+        "publisher 'raising' failed in describe_result: KeyError: 'no shelf holds x'$",
+    ),
+]
+
+ALL_IDS = [
+    *(c[0] for c in CASES),
+    *(c[0] for c in TREE_CASES),
+    *(c[0] for c in CHANGING_CASES),
+    *(c[0] for c in UNREADABLE_CASES),
+    *(c[0] for c in RECORD_CASES),
+    *(c[0] for c in PLUGIN_CASES),
+]
+
+
+def invoke(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str] | None = None,
+) -> tuple[int, str, str]:
+    """Run the CLI in process in ``tmp_path``, local root ``tmp_path/root``: code, out, err."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PUBLISHER_LOCAL_ROOT", str(tmp_path / "root"))
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    default_registry.cache_clear()  # the registry reads PUBLISHER_DISABLED and sys.path when built
+    try:
+        code = run(argv)
+    finally:
+        default_registry.cache_clear()
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def stored(root: Path) -> list[Path]:
+    """Everything under the local root (a publish that failed may have made it, empty)."""
+    return sorted(root.rglob("*")) if root.exists() else []
+
+
+def assert_refused(code: int, out: str, err: str, exit_code: int, pattern: str, root: Path) -> None:
+    """The corpus's promise: the exit code, one ``error:`` line matching, nothing stored."""
+    assert code == exit_code, err
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert re.search(pattern, lines[0]), lines[0]
+    assert stored(root) == []
 
 
 def test_the_corpus_is_big_enough() -> None:
     assert len(CASES) >= 60
-    assert len({case[0] for case in CASES}) == len(CASES)
+    assert len(set(ALL_IDS)) == len(ALL_IDS)
 
 
 @pytest.mark.parametrize(
@@ -447,20 +930,192 @@ def test_bad_input_gets_exit_2_and_one_line_naming_it(
 ) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PUBLISHER_LOCAL_ROOT", str(tmp_path / "root"))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    default_registry.cache_clear()  # the registry reads PUBLISHER_DISABLED when built
+    code, out, err = invoke(argv, tmp_path, monkeypatch, capsys, env)
+    assert_refused(code, out, err, 2, pattern, tmp_path / "root")
+    assert not (tmp_path / "root").exists()  # not even made
+
+
+@pytest.mark.parametrize(("make", "spec", "pattern"), per_mode(TREE_CASES))
+def test_an_unpublishable_tree_gets_exit_1_and_one_line_naming_it(
+    make: Callable[[Path], object],
+    spec: str,
+    pattern: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    make(build(GOOD_TREE, tmp_path / "result"))
+    code, out, err = invoke(["publish", spec, "result"], tmp_path, monkeypatch, capsys)
+    assert_refused(code, out, err, 1, pattern, tmp_path / "root")
+
+
+@pytest.mark.parametrize(("change", "spec", "pattern"), per_mode(CHANGING_CASES))
+def test_a_tree_changing_during_publish_gets_exit_1_and_one_line_naming_it(
+    change: Callable[[Path], object],
+    spec: str,
+    pattern: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    build(GOOD_TREE, tmp_path / "result")
+    change_after_scan(monkeypatch, change)
+    code, out, err = invoke(["publish", spec, "result"], tmp_path, monkeypatch, capsys)
+    assert_refused(code, out, err, 1, pattern, tmp_path / "root")
+
+
+def unprivileged_user() -> pwd.struct_passwd:
+    """The user a case runs as when the tests run as root: ``nobody``, or a skip."""
     try:
-        code = run(argv)
+        return pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("running as root, and there is no user 'nobody' to run this case as")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    """``tmp_path``; as root, a directory the unprivileged user owns (pytest's are private)."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    user = unprivileged_user()
+    base = Path(tempfile.mkdtemp(prefix="publisher-bad-input-"))
+    try:
+        os.chown(base, user.pw_uid, user.pw_gid)
+        yield base
     finally:
-        default_registry.cache_clear()
-    out, err = capsys.readouterr()
-    assert code == 2, err
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert re.search(pattern, lines[0]), lines[0]
-    assert not (tmp_path / "root").exists()  # nothing was stored
+        shutil.rmtree(base)
+
+
+_AS_USER = """\
+import os, sys, tempfile
+from pathlib import Path
+from publisher_core import publish
+from publisher_core.cli import run
+
+with tempfile.TemporaryDirectory() as warm:  # import what a publish needs while still root
+    tree = Path(warm, "tree")
+    tree.mkdir()
+    (tree / "f").write_text("x")
+    for compress in (False, True):
+        spec = {"Type": "local", "Params": {"Key": f"k{compress}", "Compress": compress}}
+        publish(spec, tree, settings={"root": os.path.join(warm, "root")})
+os.setgroups([])
+os.setgid(int(sys.argv[2]))
+os.setuid(int(sys.argv[1]))
+sys.exit(run(sys.argv[3:]))
+"""
+"""The CLI, run as the user whose uid and gid come first in ``argv``.
+
+The interpreter starts as root and drops to that user only once it has imported what a
+publish needs: the interpreter itself may live where the user cannot reach (under
+``/root``, say), so ``subprocess.run(user=...)`` could not even start it.
+"""
+
+
+def run_unprivileged(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """Run the CLI as the unprivileged user in ``cwd``, local root ``cwd/root``."""
+    user = unprivileged_user()
+    proc = subprocess.run(
+        [sys.executable, "-c", _AS_USER, str(user.pw_uid), str(user.pw_gid), *argv],
+        cwd=cwd,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(cwd),
+            "PUBLISHER_LOCAL_ROOT": str(cwd / "root"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "spec", "pattern"),
+    [
+        pytest.param(path, SPECS[mode], pattern, id=f"{name}-{mode}")
+        for name, path, pattern in UNREADABLE_CASES
+        for mode in BOTH
+    ],
+)
+def test_an_unreadable_entry_gets_exit_1_and_one_line_naming_it(
+    path: str,
+    spec: str,
+    pattern: str,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = build(GOOD_TREE, workdir / "result")
+    for entry in [result, *result.rglob("*")]:  # readable by anyone, whatever the umask
+        entry.chmod(0o755 if entry.is_dir() else 0o644)
+    (result / path).chmod(0)
+    argv = ["publish", spec, "result"]
+    try:
+        if os.geteuid() == 0:  # root reads files whatever their mode
+            code, out, err = run_unprivileged(argv, workdir)
+        else:
+            code, out, err = invoke(argv, workdir, monkeypatch, capsys)
+    finally:
+        (result / path).chmod(0o755)
+    assert_refused(code, out, err, 1, pattern, workdir / "root")
+
+
+@pytest.mark.parametrize(
+    ("compress", "tamper", "command", "exit_code", "pattern"),
+    [c[1:] for c in RECORD_CASES],
+    ids=[c[0] for c in RECORD_CASES],
+)
+def test_a_bad_record_gets_its_exit_code_and_one_line_naming_it(
+    compress: bool,
+    tamper: Callable[[dict[str, Any], Path], str],
+    command: str,
+    exit_code: int,
+    pattern: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = build(GOOD_TREE, tmp_path / "source")
+    result = publish(
+        {"Type": "local", "Params": {"Key": "r", "Compress": compress}},
+        source,
+        settings={"root": str(tmp_path / "published")},
+    )
+    doc = result_to_document(result)
+    (tmp_path / "r.yaml").write_text(tamper(doc, Path(result.params["Path"])))
+    argv = [command, "r.yaml", *(["-o", "out"] if command == "get" else [])]
+    code, out, err = invoke(argv, tmp_path, monkeypatch, capsys)
+    assert_refused(code, out, err, exit_code, pattern, tmp_path / "root")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def plugin_folders(third_party: dict[str, Path], raising_publisher: Path) -> dict[str, Path]:
+    """The folders the fake third-party distributions are installed in, by name."""
+    return {**third_party, "raising": raising_publisher}
+
+
+@pytest.mark.parametrize(
+    ("folder", "files", "argv", "exit_code", "pattern"),
+    [c[1:] for c in PLUGIN_CASES],
+    ids=[c[0] for c in PLUGIN_CASES],
+)
+def test_a_bad_plugin_gets_its_exit_code_and_one_line_naming_it(
+    folder: str,
+    files: dict[str, str],
+    argv: list[str],
+    exit_code: int,
+    pattern: str,
+    plugin_folders: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.syspath_prepend(str(plugin_folders[folder]))  # the registry reads sys.path
+    code, out, err = invoke(argv, tmp_path, monkeypatch, capsys)
+    assert_refused(code, out, err, exit_code, pattern, tmp_path / "root")

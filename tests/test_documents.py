@@ -6,11 +6,12 @@ import json
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from publisher_core import (
     DownloadItem,
+    PluginError,
     PublishedResult,
     PublisherSpec,
     ResultDescription,
@@ -18,6 +19,7 @@ from publisher_core import (
     description_from_document,
     description_to_document,
     dump_document,
+    load_spec,
     parse_document,
     result_from_document,
     result_to_document,
@@ -175,3 +177,139 @@ def test_download_item_repr_hides_the_signature():
     assert "SECRET" not in repr(item)
     assert "AKIA" not in repr(item)
     assert "https://h.invalid/b/k?<redacted>" in repr(item)
+
+
+@given(
+    specs,
+    st.sampled_from(["yaml", "json"]),
+    st.sampled_from(["flat", "nested"]),
+    st.sampled_from(["Type", "type", "TYPE"]),
+    st.sampled_from(["Params", "params", "PARAMS"]),
+)
+def test_both_shapes_with_any_spelling_round_trip(spec, fmt, shape, type_name, params_name):
+    """A flat or nested document, Type and Params in any case, reads back as the spec."""
+    doc: dict[str, object] = (
+        {type_name: spec.type, **spec.params}
+        if shape == "flat"
+        else {type_name: spec.type, params_name: dict(spec.params)}
+    )
+    text = dump_document(doc, fmt)
+    assert spec_from_document(parse_document(text)) == spec
+    result = PublishedResult(type=spec.type, params=spec.params)
+    assert result_from_document(parse_document(text)) == result
+
+
+# --- any input: a document, or one SpecError -------------------------------------------------
+
+YAMLISH = [
+    "[", "]", "{", "}", ":", ": ", "? ", "- ", ",", "\n", "  ", "\t", "'", '"', "#", "|\n",
+    ">\n", "&a ", "*a", "<<: ", "---\n", "...\n", "%YAML 1.1\n", "!!str ", "!!map ",
+    "!!python/object ", "!custom ", "Type", "type: local\n", "type: s3\n", "Params", "Key",
+    "Bucket", "Compress", "true", "yes", "~", "null", "0x1f", "1e3", "2023-09-26", "local",
+    "x", "é", "\ufeff", "\x00", "\\u0000",
+]  # fmt: skip
+yamlish_text = st.lists(st.sampled_from(YAMLISH), max_size=25).map("".join)
+
+
+def read_everything(text: str) -> None:
+    """Parse ``text`` as every kind of document; anything but SpecError/PluginError fails."""
+    try:
+        doc = parse_document(text)
+    except SpecError as error:
+        assert error.problems
+        assert "\n" not in str(error)
+        return
+    for reader in (result_from_document, description_from_document):
+        try:
+            reader(doc)
+        except SpecError as error:
+            assert error.problems
+    try:
+        spec = spec_from_document(doc)
+    except SpecError as error:
+        assert error.problems
+        return
+    assert spec.type == spec.type.strip() != ""
+    for type_name in ("local", "s3"):
+        try:
+            validate(PublisherSpec(type_name, spec.params))
+        except SpecError as error:
+            assert error.problems
+
+
+@settings(max_examples=300)
+@given(st.one_of(yamlish_text, st.text(max_size=200)))
+def test_any_text_is_a_document_or_one_spec_error(text):
+    """Arbitrary text read as a spec, result or description raises only SpecError."""
+    read_everything(text)
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_in_a_spec_file_load_or_raise_spec_error(tmp_path, data):
+    """A spec file holding arbitrary bytes (not UTF-8, NULs...) loads or is a SpecError."""
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(data)
+    try:
+        spec = load_spec(path)
+    except SpecError as error:
+        assert error.problems
+        return
+    assert isinstance(spec, PublisherSpec)
+    read_everything(data.decode("utf-8"))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=6,
+)
+param_names = st.sampled_from(
+    ["Key", "key", "KEY", "k_e-y", "Bucket", "Compress", "Encoding", "Endpoint", "Region",
+     "Params", "Bukket", "Type"]
+) | st.text(max_size=6)  # fmt: skip
+types = st.sampled_from(["local", "s3", "S3", " local ", "ftp", ""]) | json_values
+documents = st.builds(
+    lambda type_value, params, nested: (
+        {"Type": type_value, "Params": params} if nested else {"Type": type_value, **params}
+    ),
+    types,
+    st.dictionaries(param_names, st.one_of(json_values, st.text(max_size=30)), max_size=6),
+    st.booleans(),
+)
+
+
+@given(documents, st.sampled_from(["yaml", "json"]))
+def test_any_document_validates_or_names_its_problems(doc, fmt):
+    """Any mapping, given directly or as YAML/JSON text, validates or raises SpecError or
+    PluginError (unknown Type); nothing else escapes."""
+    for source in (doc, parse_document(dump_document(doc, fmt))):
+        try:
+            validated = validate(source)
+        except SpecError as error:
+            assert error.problems
+        except PluginError as error:
+            assert "unknown publisher type" in str(error)
+        else:
+            assert validated.type in ("local", "s3")
+            assert validated.params.key
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("? [a]\n: b\n", id="unhashable-block"),
+        pytest.param("Type: local\n{[a]: b}: c\n", id="unhashable-flow"),
+        pytest.param("Type: local\nKey: !!int x\n", id="int-tag"),
+        pytest.param("!!float ", id="float-tag"),
+        pytest.param("!!timestamp ", id="timestamp-tag"),
+        pytest.param("Type: !!map local\n", id="map-tag-on-scalar"),
+        pytest.param("!!map [Type, local]\n", id="map-tag-on-sequence"),
+        pytest.param("[" * 100_000, id="deep-json"),
+        pytest.param("Type: local\nKey: &a [*a]\n", id="recursive-alias"),
+        pytest.param("a: " + "[" * 100_000, id="deep-yaml"),
+    ],
+)
+def test_documents_pyyaml_and_json_cannot_build_are_one_spec_error(text):
+    """Text the YAML or JSON reader cannot turn into a document is a SpecError."""
+    with pytest.raises(SpecError):
+        spec_from_document(parse_document(text))

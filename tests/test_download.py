@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import io
+import logging
+import re
+import shutil
+import socket
+import struct
+import sys
 import tarfile
 import threading
+import types
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from publisher_core import (
     DownloadError,
@@ -21,10 +35,16 @@ from publisher_core import (
     SpecError,
     TargetExistsError,
     UnsafePathError,
+    _download,
+    _extract,
+    cli,
     download,
     get,
     sha256_b64,
 )
+from publisher_core._documents import description_to_document, dump_document
+from publisher_core._download import parse_size
+from publisher_core._extract import extract_archive
 
 
 def item_for(
@@ -58,6 +78,11 @@ def member(
         info.size = len(data)
         return info, data
     return info, None
+
+
+def listing(root: Path) -> list[str]:
+    """Every path below ``root``: a failed get must leave this unchanged."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
 @pytest.fixture
@@ -160,10 +185,12 @@ def test_hostile_archives_are_refused(tmp_path, members):
     archive = tmp_path / "evil.tar.gz"
     archive.write_bytes(tar_gz([member("ok.txt", data=b"ok"), *members]))
     item = item_for(archive, "evil.tar.gz", archive=True)
+    before = listing(tmp_path)
     with pytest.raises(UnsafePathError, match="archive entry"):
         download(ResultDescription(type="t", name="e", items=(item,)), tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / "escape.txt").exists()
+    assert listing(tmp_path) == before
 
 
 def test_a_corrupt_gzip_stream_is_a_download_error(tmp_path):
@@ -232,9 +259,11 @@ def hostile(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]])
     archive = tmp_path / "evil.tar.gz"
     archive.write_bytes(tar_gz(members))
     item = item_for(archive, "evil.tar.gz", archive=True)
+    before = listing(tmp_path)
     with pytest.raises(UnsafePathError, match="refusing the archive"):
         download(ResultDescription(type="t", name="e", items=(item,)), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    assert listing(tmp_path) == before
 
 
 def test_a_long_symlink_chain_cannot_lead_a_file_outside(tmp_path):
@@ -326,3 +355,674 @@ def test_the_default_target_must_be_a_plain_name(tmp_path, monkeypatch, name):
     description = ResultDescription(type="t", name=name, items=(item_for(source, "s"),))
     with pytest.raises(SpecError, match="not a plain directory name"):
         get(description)
+
+
+# --- decompression bombs -------------------------------------------------------------
+
+
+def tar_raw(
+    members: list[tuple[tarfile.TarInfo, bytes | None]], fmt: int = tarfile.PAX_FORMAT
+) -> bytes:
+    """An uncompressed tar, to be padded or compressed by hand."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+@pytest.fixture(params=["isal", "zlib"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each decompressor _gunzip may use: ISA-L's threaded reader, or the standard gzip."""
+    if request.param == "isal":
+        pytest.importorskip("isal")
+    else:
+        monkeypatch.setitem(sys.modules, "isal", None)  # `from isal import ...` now fails
+    return str(request.param)
+
+
+def refuse_archive(
+    tmp_path: Path, data: bytes, error: type[Exception], **options: Any
+) -> pytest.ExceptionInfo[Exception]:
+    """Serve ``data`` as a verified archive; get must fail with exactly ``error``.
+
+    The target must not appear and nothing may change anywhere under ``tmp_path``.
+    """
+    archive = tmp_path / "r.tar.gz"
+    archive.write_bytes(data)
+    item = item_for(archive, "r.tar.gz", archive=True)
+    before = listing(tmp_path)
+    with pytest.raises(error) as info:
+        download(ResultDescription(type="t", name="r", items=(item,)), tmp_path / "out", **options)
+    assert type(info.value) is error
+    assert not (tmp_path / "out").exists()
+    assert listing(tmp_path) == before
+    return info
+
+
+def test_an_archive_declaring_too_much_is_refused_before_extraction(tmp_path, reader):
+    """A member whose header declares 12 GiB is refused before a byte of it is written."""
+    info = tarfile.TarInfo("big.bin")
+    info.size = 12 * 2**30
+    small = tar_raw([member("small.txt", data=b"s")])[:1024]  # its header and data block
+    data = gzip.compress(small + info.tobuf() + b"x" * 4096)  # then far less than declared
+    refused = refuse_archive(tmp_path, data, DownloadError, max_bytes=2**30)
+    assert str(refused.value) == (
+        "archive declares 12.0 GiB of content (up to entry 'big.bin'), over the limit of "
+        "1.0 GiB (publisher get --max-size); refusing a possible decompression bomb"
+    )
+
+
+def test_declared_sizes_are_a_running_total_checked_before_each_member(tmp_path):
+    """The member that takes the total over the limit is never written; earlier ones were."""
+    archive = tmp_path / "r.tar.gz"
+    archive.write_bytes(
+        tar_gz([member(f"{n}.bin", data=bytes([n]) * 400 * 1024) for n in (1, 2, 3)])
+    )
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with pytest.raises(DownloadError) as refused:
+        extract_archive(archive, tree, max_bytes=2**20)
+    assert str(refused.value) == (
+        "archive declares 1.2 MiB of content (up to entry '3.bin'), over the limit of "
+        "1.0 MiB (publisher get --max-size); refusing a possible decompression bomb"
+    )
+    assert sorted(p.name for p in tree.iterdir()) == ["1.bin", "2.bin"]
+
+
+def test_the_default_limit_is_the_free_space_beside_the_target(tmp_path, monkeypatch):
+    """Without max_bytes an archive may not unpack to more than the disk can hold."""
+    real = shutil.disk_usage
+
+    def one_mib_free(path: str | Path) -> Any:
+        return types.SimpleNamespace(total=real(path).total, used=0, free=2**20)
+
+    monkeypatch.setattr(shutil, "disk_usage", one_mib_free)
+    data = tar_gz([member("a.bin", data=b"a" * (2**20 + 1))])
+    refused = refuse_archive(tmp_path, data, DownloadError)
+    assert str(refused.value) == (
+        "archive declares 1048577 bytes of content (up to entry 'a.bin'), over the limit of "
+        f"1048576 bytes (the free space beside {tmp_path / 'out'}; see publisher get --max-size); "
+        "refusing a possible decompression bomb"
+    )
+
+
+def bomb(kind: str) -> bytes:
+    """Archives whose declared sizes are tiny but which decompress to over 4 MiB."""
+    small = member("a.txt", data=b"a")
+    if kind == "pax-header":
+        info, data = member("b.txt", data=b"b")
+        info.pax_headers = {"comment": "x" * 4 * 2**20}
+        return gzip.compress(tar_raw([small, (info, data)]))
+    if kind == "long-name":
+        info, data = member("d/" * 2 * 2**20 + "c.txt", data=b"c")
+        return gzip.compress(tar_raw([small, (info, data)], fmt=tarfile.GNU_FORMAT))
+    assert kind == "zeros-after-the-end"
+    return gzip.compress(tar_raw([small]) + bytes(4 * 2**20))
+
+
+@pytest.mark.parametrize("kind", ["pax-header", "long-name", "zeros-after-the-end"])
+def test_an_archive_decompressing_to_too_much_is_refused(tmp_path, reader, kind):
+    """Headers or padding are counted too: what is decompressed is bounded, not only files."""
+    refused = refuse_archive(tmp_path, bomb(kind), DownloadError, max_bytes=2**20)
+    assert str(refused.value) == (
+        "archive decompresses to more than 2.0 MiB, over the limit of 1.0 MiB "
+        "(publisher get --max-size) plus tar's overhead; refusing a possible decompression bomb"
+    )
+
+
+def test_an_archive_of_many_small_files_fits_a_limit_of_its_content(tmp_path, monkeypatch):
+    """Tar's per-member overhead (about 200 KiB here, for 200 bytes of content, over a fixed
+    allowance cut to 64 KiB) is not held against it."""
+    monkeypatch.setattr(_extract, "_TAR_SLACK", 64 * 1024)
+    names = [f"dir-{n // 20}/{'long-name-' * 12}{n:04d}.txt" for n in range(200)]
+    archive = tmp_path / "r.tar.gz"
+    archive.write_bytes(tar_gz([member(name, data=b"x") for name in names]))
+    item = item_for(archive, "r.tar.gz", archive=True)
+    report = download(
+        ResultDescription(type="t", name="r", items=(item,)), tmp_path / "out", max_bytes=200
+    )
+    assert (report.files, report.bytes) == (200, 200)
+    assert (tmp_path / "out" / names[-1]).read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("field", ["crc32", "isize"])
+def test_a_corrupt_gzip_trailer_is_refused(tmp_path, reader, field):
+    """A wrong CRC-32 or length after the tar's end is noticed, though the SHA-256 matches."""
+    data = bytearray(tar_gz([member("a.txt", data=b"alpha\n" * 1000)]))
+    data[-8 if field == "crc32" else -4] ^= 0xFF
+    refused = refuse_archive(tmp_path, bytes(data), DownloadError)
+    assert str(refused.value).startswith(
+        "archive is corrupt: its gzip trailer does not match the decompressed data ("
+    )
+    expected = "CRC check failed" if field == "crc32" else "Incorrect length of data produced"
+    assert expected in str(refused.value)
+
+
+# --- retries ---------------------------------------------------------------------------
+
+REASONS = {
+    403: "Forbidden",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Slow Down",
+    504: "Gateway Timeout",
+}
+
+
+@dataclass
+class Route:
+    """What the server does for one path: ``script`` for the first requests, then ``then``.
+
+    A fault is an HTTP status (``"503"``), ``reset``, ``stall`` (say nothing),
+    ``stall-body`` (half the body, then nothing), ``cut`` (half the body, then close),
+    ``short`` (a complete reply of half the body), ``corrupt`` (one byte flipped) or
+    ``xml`` (a 200 with an XML error longer than the file); None serves the file.
+    """
+
+    data: bytes
+    script: list[str]
+    then: str | None = None
+    retry_after: str | None = None
+
+
+class FlakyServer:
+    """A threaded loopback HTTP server over in-memory files, misbehaving as told."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.release = threading.Event()  # wakes stalled handlers when the server stops
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.serve(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = False  # server_close joins every handler
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that hung up on a stalled reply
+
+        self.server = Server(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def add(
+        self,
+        name: str,
+        data: bytes,
+        script: list[str] | None = None,
+        then: str | None = None,
+        retry_after: str | None = None,
+        archive: bool = False,
+    ) -> DownloadItem:
+        """Serve ``data`` at ``/name``; the item has a secret query string."""
+        self.routes[f"/{name}"] = Route(data, list(script or []), then, retry_after)
+        return DownloadItem(
+            path=name,
+            url=f"{self.base}/{name}?X-Amz-Signature=s3cr3t",
+            size=len(data),
+            checksum_sha256=sha256_b64(hashlib.sha256(data).digest()),
+            archive=archive,
+        )
+
+    def serve(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        """Answer one GET as its route says."""
+        path = urlsplit(handler.path).path
+        with self.lock:
+            self.requests[path] += 1
+            route = self.routes.get(path)
+            fault = None
+            if route is not None:
+                fault = route.script.pop(0) if route.script else route.then
+        if route is None:
+            self.reply(handler, 404, b"<Error><Code>NoSuchKey</Code></Error>")
+            return
+        data = route.data
+        half = data[: len(data) // 2]
+        if fault is None:
+            self.reply(handler, 200, data)
+        elif fault.isdigit():
+            headers = {"Retry-After": route.retry_after} if route.retry_after else {}
+            self.reply(handler, int(fault), b"<Error><Code>SlowDown</Code></Error>", headers)
+        elif fault == "reset":
+            linger = struct.pack("ii", 1, 0)  # close with a TCP RST
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            handler.close_connection = True
+        elif fault == "stall":
+            self.release.wait(30)
+        elif fault in ("stall-body", "cut"):
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(half)
+            if fault == "stall-body":
+                self.release.wait(30)
+        elif fault == "short":
+            self.reply(handler, 200, half)
+        elif fault == "corrupt":
+            self.reply(handler, 200, bytes([data[0] ^ 1]) + data[1:])
+        else:
+            assert fault == "xml", fault
+            error = b"<?xml version='1.0'?><Error><Code>InternalError</Code></Error>"
+            self.reply(handler, 200, error + b" " * len(data))
+
+    @staticmethod
+    def reply(
+        handler: http.server.BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """A complete reply with a Content-Length."""
+        handler.send_response(status, REASONS.get(status))
+        handler.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def close(self) -> None:
+        """Wake stalled handlers, stop serving, and join every thread."""
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def flaky() -> Iterator[FlakyServer]:
+    """A loopback server that fails as each test tells it to."""
+    server = FlakyServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits between attempts, recorded instead of slept."""
+    waits: list[float] = []
+
+    def pause(seconds: float, cancel: threading.Event) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(_download, "_pause", pause)
+    return waits
+
+
+PAYLOAD = bytes(range(256)) * 300 + b"tail"
+FAULTS = [
+    "429",
+    "500",
+    "502",
+    "503",
+    "504",
+    "reset",
+    "stall",
+    "stall-body",
+    "cut",
+    "short",
+    "corrupt",
+    "xml",
+]
+
+
+def fetch(item: DownloadItem, out: Path, **options: Any) -> Any:
+    """download() of one item, with a timeout short enough for the stalls."""
+    options.setdefault("timeout", 0.3)
+    return download(ResultDescription(type="t", name="n", items=(item,)), out, **options)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_failures_a_retry_can_fix_are_retried(flaky, pauses, tmp_path, fault):
+    """Two failures, then the file: three attempts of three succeed, each from scratch."""
+    item = flaky.add("dir/a.bin", PAYLOAD, script=[fault, fault])
+    report = fetch(item, tmp_path / "out", attempts=3)
+    assert (tmp_path / "out" / "dir" / "a.bin").read_bytes() == PAYLOAD
+    assert (report.files, report.verified) == (1, 1)
+    assert flaky.requests["/dir/a.bin"] == 3
+    assert len(pauses) == 2
+
+
+RESET = "(Connection reset by peer|the server closed the connection without a response)"
+FINAL = {
+    "429": (DownloadError, "HTTP 429 Too Many Requests"),
+    "500": (DownloadError, "HTTP 500 Internal Server Error"),
+    "502": (DownloadError, "HTTP 502 Bad Gateway"),
+    "503": (DownloadError, "HTTP 503 Slow Down"),
+    "504": (DownloadError, "HTTP 504 Gateway Timeout"),
+    "reset": (DownloadError, RESET),
+    "stall": (DownloadError, r"timed out after 0\.3 s"),
+    "stall-body": (DownloadError, r"timed out after 0\.3 s while reading the body"),
+    "cut": (
+        DownloadError,
+        f"the connection closed {len(PAYLOAD) - len(PAYLOAD) // 2} bytes "
+        "short of the Content-Length",
+    ),
+    "short": (IntegrityError, f"got {len(PAYLOAD) // 2} bytes, the result recorded {len(PAYLOAD)}"),
+    "corrupt": (
+        IntegrityError,
+        r"SHA-256 is \S+, the result recorded \S+; the stored bytes were changed or corrupted",
+    ),
+    "xml": (IntegrityError, f"more bytes than the recorded size {len(PAYLOAD)}; refusing it"),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_failures_that_persist_fail_after_the_last_attempt(flaky, pauses, tmp_path, fault):
+    """One error naming the attempts and the last failure; no query string, no output."""
+    item = flaky.add("a.bin", PAYLOAD, then=fault)
+    before = listing(tmp_path)
+    error, reason = FINAL[fault]
+    with pytest.raises(error) as info:
+        fetch(item, tmp_path / "out", attempts=3)
+    assert type(info.value) is error
+    prefix = f"GET {flaky.base}/a.bin?<redacted> failed after 3 attempts: "
+    assert str(info.value).startswith(prefix)
+    assert re.fullmatch(reason, str(info.value)[len(prefix) :])
+    assert "s3cr3t" not in str(info.value)
+    assert flaky.requests["/a.bin"] == 3
+    assert not (tmp_path / "out").exists()
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"), [("7", 7.0), ("100", 20.0), ("Wed, 21 Oct 2037 07:28:00 GMT", None)]
+)
+def test_retry_after_is_honoured_up_to_20_seconds(flaky, pauses, tmp_path, header, expected):
+    """A 429's Retry-After in seconds sets the wait (capped); a date falls back to backoff."""
+    item = flaky.add("a.bin", PAYLOAD, script=["429"], retry_after=header)
+    fetch(item, tmp_path / "out")
+    if expected is None:
+        assert len(pauses) == 1
+        assert 0 <= pauses[0] <= 0.25
+    else:
+        assert pauses == [expected]
+
+
+def test_backoff_is_exponential_with_full_jitter(flaky, pauses, tmp_path):
+    """Waits are drawn from [0, 0.25 s * 2**n], never above the 20 s cap."""
+    item = flaky.add("a.bin", PAYLOAD, then="503")
+    with pytest.raises(DownloadError, match="failed after 10 attempts: HTTP 503 Slow Down"):
+        fetch(item, tmp_path / "out", attempts=10)
+    assert len(pauses) == 9
+    for n, wait in enumerate(pauses):
+        assert 0 <= wait <= min(20.0, 0.25 * 2**n)
+
+
+def test_retries_are_logged_at_debug_without_the_query_string(flaky, pauses, tmp_path, caplog):
+    """Each retry is one debug line naming the object and the failure, never the signature."""
+    caplog.set_level(logging.DEBUG, logger="publisher_core")
+    item = flaky.add("a.bin", PAYLOAD, script=["503", "corrupt"])
+    fetch(item, tmp_path / "out")
+    retries = [r.getMessage() for r in caplog.records if "; attempt " in r.getMessage()]
+    assert len(retries) == 2
+    assert retries[0].startswith(f"GET {flaky.base}/a.bin?<redacted>: HTTP 503 Slow Down; ")
+    assert "attempt 2 of 5" in retries[0]
+    assert "SHA-256 is" in retries[1] and "attempt 3 of 5" in retries[1]
+    assert "s3cr3t" not in caplog.text
+
+
+@pytest.mark.parametrize("status", ["403", "404"])
+def test_other_client_errors_are_not_retried(flaky, pauses, tmp_path, status):
+    """An expired URL's 403 or a 404 fails at once: no retry can fix it."""
+    item = flaky.add("a.bin", PAYLOAD, then=status)
+    with pytest.raises(DownloadError) as info:
+        fetch(item, tmp_path / "out")
+    reason = "Forbidden" if status == "403" else "Not Found"
+    assert str(info.value) == f"GET {flaky.base}/a.bin?<redacted> failed: HTTP {status} {reason}"
+    assert flaky.requests["/a.bin"] == 1
+    assert pauses == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_client_error_after_retries_says_which_attempt(flaky, pauses, tmp_path):
+    """A 503 then a 403 (the URL expired meanwhile) stops at the 403."""
+    item = flaky.add("a.bin", PAYLOAD, script=["503"], then="403")
+    with pytest.raises(DownloadError) as info:
+        fetch(item, tmp_path / "out")
+    assert str(info.value) == (
+        f"GET {flaky.base}/a.bin?<redacted> failed: HTTP 403 Forbidden (on attempt 2 of 5)"
+    )
+    assert flaky.requests["/a.bin"] == 2
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_a_refused_connection_is_retried(monkeypatch, tmp_path):
+    """Nothing listens at first; the server starts during the first wait."""
+    port = free_port()
+    started: list[FlakyServer] = []
+
+    def pause(seconds: float, cancel: threading.Event) -> None:
+        if not started:
+            started.append(FlakyServer(port))
+
+    monkeypatch.setattr(_download, "_pause", pause)
+    item = DownloadItem(path="a.bin", url=f"http://127.0.0.1:{port}/a.bin", size=len(PAYLOAD))
+    try:
+        with pytest.raises(DownloadError, match="HTTP 404 Not Found"):
+            fetch(item, tmp_path / "out")  # the server answered: nothing is served there
+        assert started[0].requests["/a.bin"] == 1
+        started[0].add("a.bin", PAYLOAD)
+        started.append(started[0])
+        fetch(item, tmp_path / "out")
+    finally:
+        for server in set(started):
+            server.close()
+    assert (tmp_path / "out" / "a.bin").read_bytes() == PAYLOAD
+
+
+def test_a_refused_connection_fails_after_the_last_attempt(pauses, tmp_path):
+    """Connection refused every time: one error with the count, the URL without its query."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/a.bin?X-Amz-Signature=s3cr3t"
+    item = DownloadItem(path="a.bin", url=url, size=1)
+    with pytest.raises(DownloadError) as info:
+        fetch(item, tmp_path / "out", attempts=2)
+    assert str(info.value) == (
+        f"GET http://127.0.0.1:{port}/a.bin?<redacted> failed after 2 attempts: Connection refused"
+    )
+    assert len(pauses) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_archive_is_retried_then_extracted(flaky, pauses, tmp_path):
+    """An archive corrupted in transit once is fetched again, verified, then extracted."""
+    item = flaky.add(
+        "r.tar.gz", tar_gz([member("a.txt", data=b"alpha")]), script=["corrupt"], archive=True
+    )
+    report = fetch(item, tmp_path / "out")
+    assert (tmp_path / "out" / "a.txt").read_bytes() == b"alpha"
+    assert (report.files, report.verified) == (1, 1)
+    assert flaky.requests["/r.tar.gz"] == 2
+
+
+def test_one_file_failing_for_good_stops_the_others(flaky, monkeypatch, tmp_path):
+    """A 404 ends the get: a download waiting to retry stops waiting, and the 404 is shown."""
+    interrupted: list[bool] = []
+
+    def pause(seconds: float, cancel: threading.Event) -> None:
+        interrupted.append(cancel.wait(seconds))  # True: cut short by the cancellation
+
+    monkeypatch.setattr(_download, "_pause", pause)
+    slow = flaky.add("slow.bin", PAYLOAD, then="503", retry_after="20")
+    gone = DownloadItem(path="gone.bin", url=f"{flaky.base}/gone.bin?X-Amz-Signature=s3cr3t")
+    description = ResultDescription(type="t", name="n", items=(slow, gone))
+    with pytest.raises(DownloadError) as info:
+        download(description, tmp_path / "out")
+    assert str(info.value) == f"GET {flaky.base}/gone.bin?<redacted> failed: HTTP 404 Not Found"
+    assert interrupted == [True]
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_of_range_options_are_value_errors(tmp_path):
+    """attempts, timeout and max_bytes are checked before anything happens."""
+    description = ResultDescription(type="t", name="n", items=())
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"attempts": 0}, "attempts must be 1 or more, not 0"),
+        ({"timeout": 0}, "timeout must be more than 0 seconds, not 0"),
+        ({"max_bytes": -1}, "max_bytes must be 0 or more, not -1"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ValueError, match=message):
+            download(description, tmp_path / "out", **options)
+    assert not (tmp_path / "out").exists()
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+def run_get(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, items: tuple[DownloadItem, ...], *args: str
+) -> tuple[int, str, str]:
+    """Run 'publisher get' in-process on a description of ``items``: (code, out, err)."""
+    document = tmp_path / "download.json"
+    description = ResultDescription(type="t", name="n", items=items)
+    document.write_text(dump_document(description_to_document(description), "json"))
+    capsys.readouterr()
+    code = cli.run(["get", str(document), "-o", str(tmp_path / "out"), *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_attempts_and_timeout(flaky, pauses, tmp_path, capsys):
+    """--attempts bounds the tries and --timeout the silence: one error line, exit 1."""
+    item = flaky.add("a.bin", PAYLOAD, then="stall")
+    code, out, err = run_get(capsys, tmp_path, (item,), "--attempts", "2", "--timeout", "0.3")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: GET {flaky.base}/a.bin?<redacted> failed after 2 attempts: timed out after 0.3 s\n"
+    )
+    assert flaky.requests["/a.bin"] == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_retries_by_default(flaky, pauses, tmp_path, capsys):
+    """Without options, four failures of five attempts still succeed."""
+    item = flaky.add("a.bin", PAYLOAD, script=["503", "reset", "corrupt", "xml"])
+    code, out, err = run_get(capsys, tmp_path, (item,))
+    assert (code, err) == (0, "")
+    assert out.startswith("verified 1 of 1 downloads")
+    assert (tmp_path / "out" / "a.bin").read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize(("size", "ok"), [("1K", False), ("4096", False), ("4.1k", True)])
+def test_cli_max_size(tmp_path, capsys, size, ok):
+    """--max-size bounds what an archive may unpack to."""
+    archive = tmp_path / "r.tar.gz"
+    archive.write_bytes(tar_gz([member("a.bin", data=b"a" * 4097)]))
+    code, out, err = run_get(
+        capsys, tmp_path, (item_for(archive, "r.tar.gz", archive=True),), "--max-size", size
+    )
+    if ok:
+        assert (code, err) == (0, "")
+        assert (tmp_path / "out" / "a.bin").stat().st_size == 4097
+        return
+    declared, limit = ("4.0 KiB", "1.0 KiB") if size == "1K" else ("4097 bytes", "4096 bytes")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: archive declares {declared} of content (up to entry 'a.bin'), over the limit "
+        f"of {limit} (publisher get --max-size); refusing a possible decompression bomb\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("size", ["12X", "-1", "1KB", "", "M", "1e3", "1.2.3"])
+def test_cli_rejects_a_bad_max_size(tmp_path, capsys, size):
+    """A bad SIZE is a usage error naming the value and the accepted forms; nothing runs."""
+    code, out, err = run_get(capsys, tmp_path, (), "--max-size", size)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: Invalid value for '--max-size': {size!r} is not a size: ")
+    assert "K, M, G or T (or KiB, MiB, GiB, TiB; any case)" in err
+    assert not (tmp_path / "out").exists()
+
+
+# --- parse_size --------------------------------------------------------------------------
+
+UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def exact(size: int) -> str:
+    """``size`` in the largest unit that divides it, spelt in a few of the accepted ways."""
+    for suffix, factor in reversed(UNITS.items()):
+        if size and size % factor == 0:
+            return f"{size // factor}{suffix}"
+    return str(size)
+
+
+@given(st.integers(min_value=0, max_value=2**80))
+def test_parse_size_round_trips(size):
+    """Printing a size with the largest exact unit and parsing it gives it back."""
+    assert parse_size(exact(size)) == size
+
+
+@given(
+    st.integers(min_value=0, max_value=10**12),
+    st.sampled_from(list(UNITS)),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from(["", " "]),
+)
+@example(1, "K", True, True, "")
+def test_parse_size_accepts_every_spelling(number, suffix, lower, iec, space):
+    """K and KiB, k and kib, with or without a space, all mean 1024."""
+    spelt = suffix + ("iB" if iec and suffix else "")
+    text = f"{number}{space}{spelt.lower() if lower else spelt}"
+    assert parse_size(text) == number * UNITS[suffix]
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.integers(0, 999), st.sampled_from(list(UNITS)))
+def test_parse_size_rounds_fractions_down(whole, thousandths, suffix):
+    """1.5G is 1.5 * 2**30 bytes; a fraction of a byte is dropped."""
+    text = f"{whole}.{thousandths:03d}{suffix}"
+    assert parse_size(text) == (whole * 1000 + thousandths) * UNITS[suffix] // 1000
+
+
+@given(st.text())
+@example("12X")
+@example("1KB")
+@example("-5")
+@example(".")
+@example("1" * 40)
+def test_parse_size_is_an_int_or_a_clear_error(text):
+    """Any string is either a size or a ValueError naming it and the accepted forms."""
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        assert str(exc).startswith(f"{text!r} is not a size: ")
+    else:
+        assert isinstance(size, int) and size >= 0
+        assert text.strip()[:1].isdigit() or text.strip().startswith(".")
+
+
+def test_a_member_name_that_is_not_utf8_counts_toward_the_limit(tmp_path):
+    """Names are measured as the bytes they were read from, whatever their encoding."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT, encoding="latin-1") as t:
+        info, _ = member("caf\xe9.txt", data=b"x")
+        t.addfile(info, io.BytesIO(b"x"))
+    archive = tmp_path / "r.tar.gz"
+    archive.write_bytes(gzip.compress(buffer.getvalue()))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    assert extract_archive(archive, tree, max_bytes=1) == (1, 1)
+    assert [p.name.encode("utf-8", "surrogateescape") for p in tree.iterdir()] == [b"caf\xe9.txt"]

@@ -148,8 +148,11 @@ def fault_for(
         )
     base = re.escape(prefix.rstrip("/"))
     target = f"^/{bucket}/{base}" if variant == "transient" else f"^/{bucket}/{one}"
+    action: Action = scenario.action
+    if mode.startswith("get") and action == "reset-request":  # a GET has no body: cut the reply
+        action = "reset-response"
     return Fault(
-        action=scenario.action,
+        action=action,
         method=method,
         target=target,
         times=2 if variant == "transient" else None,

@@ -6,7 +6,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from publisher_core import PublisherSpec, SpecError, load_spec, parse_imperative, validate
+from publisher_core import (
+    PluginError,
+    PublisherSpec,
+    SpecError,
+    default_registry,
+    dump_document,
+    load_spec,
+    parse_document,
+    parse_imperative,
+    validate,
+)
 
 S3_DESTINATION = {"s3": ("Bucket", "Key"), "local": ("Key",)}
 
@@ -120,3 +130,150 @@ def test_imperative_round_trip(bucket, key, options):
     csv.writer(buffer, lineterminator="").writerow(fields)
     spec = parse(buffer.getvalue())
     assert spec == PublisherSpec("s3", {"Bucket": bucket, "Key": key, **options})
+
+
+def installed(text: str) -> PublisherSpec:
+    """Parse as load_spec does: the installed publisher names its destination fields."""
+    registry = default_registry()
+    return parse_imperative(text, lambda type_name: registry.get(type_name).info.destination)
+
+
+def csv_record(fields: list[str]) -> str:
+    """One CSV record, quoted wherever a field needs it (commas, quotes, line breaks)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(fields)
+    return buffer.getvalue().removesuffix("\r\n")
+
+
+def spellings(word: str) -> st.SearchStrategy[str]:
+    return st.sampled_from([word, word.lower(), word.upper(), word.capitalize()])
+
+
+option_names = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,10}", fullmatch=True).filter(
+    lambda n: n.replace("_", "").replace("-", "").lower() not in ("bucket", "key", "encoding")
+)
+any_values = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=15)
+
+
+@st.composite
+def imperative_specs(draw: st.DrawFn) -> tuple[str, PublisherSpec]:
+    """An imperative spec in any of its forms, and the spec it must parse to."""
+    type_name = draw(st.sampled_from(["s3", "S3", "local", "Local"]))
+    key = draw(keys)
+    if type_name.lower() == "s3":
+        bucket = draw(plain)
+        with_key = draw(st.booleans())
+        destination = f"{bucket}/{key}" if with_key else bucket
+        params: dict[str, str | bool] = {"Bucket": bucket, **({"Key": key} if with_key else {})}
+    else:
+        destination, params = key, {"Key": key}
+    options = draw(
+        st.dictionaries(
+            option_names,
+            any_values,
+            max_size=4,
+            dict_class=dict,
+        ).filter(lambda o: len({n.replace("_", "").replace("-", "").lower() for n in o}) == len(o))
+    )
+    uri = f"{type_name}://{destination}"
+    fields = [
+        f"{draw(spellings('opt') | spellings('option'))}={name}={value}"
+        for name, value in options.items()
+    ]
+    fields = draw(st.permutations(fields))
+    if draw(st.booleans()):
+        target = draw(spellings("target") | spellings("dst") | spellings("destination"))
+        at = draw(st.integers(0, len(fields)))
+        fields = [type_name, *fields[:at], f"{target}={uri}", *fields[at:]]
+    else:
+        fields = [uri, *fields]
+    return csv_record(fields), PublisherSpec(type_name, {**params, **options})
+
+
+@given(imperative_specs())
+def test_every_imperative_form_round_trips(case):
+    """URI first or target=/dst=/destination= after a bare Type, opt=/option= in any case
+    and order, any option values (CSV-quoted): parsing gives back the spec."""
+    text, spec = case
+    assert installed(text) == spec
+
+
+IMPERATIVE_BITS = [
+    "s3://", "local://", "b/k", "s3", "opt=", "option=", "target=", "dst=", '"', "=",
+    "encoding=gzip", "compress=true", "region", "\n", " ", "",
+]  # fmt: skip
+imperative_looking = st.lists(st.sampled_from(IMPERATIVE_BITS), max_size=8).map(",".join)
+
+
+@given(st.one_of(st.text(max_size=80), imperative_looking))
+def test_any_text_parses_or_is_one_spec_error(text):
+    """parse_imperative raises SpecError (or PluginError for an unknown Type), nothing else;
+    what it does parse validates or names its problems the same way."""
+    try:
+        spec = installed(text)
+    except (SpecError, PluginError) as error:
+        assert str(error)
+        return
+    assert spec.type
+    try:
+        validate(spec)
+    except SpecError as error:
+        assert error.problems
+    except PluginError as error:
+        assert "unknown publisher type" in str(error)
+
+
+buckets = st.from_regex(r"[a-z][a-z0-9]{2,20}", fullmatch=True)
+booleans_as_written = st.sampled_from(["true", "false", "TRUE", "False", " true "])
+
+
+@given(
+    type_name=st.sampled_from(["s3", "local"]),
+    bucket=buckets,
+    key=st.one_of(keys, keys.map(lambda k: k + "/{jobID}")),
+    archive=st.none() | st.booleans(),
+    spelled=st.sampled_from(["bool", "string", "encoding"]),
+    region=st.none() | st.sampled_from(["us-east-1", "eu-west-1"]),
+    endpoint=st.none() | st.sampled_from(["http://127.0.0.1:9000", "https://s3.example.com"]),
+    shape=st.sampled_from(["flat", "nested"]),
+    fmt=st.sampled_from(["yaml", "json"]),
+    data=st.data(),
+)
+def test_every_form_of_a_spec_validates_the_same(
+    type_name, bucket, key, archive, spelled, region, endpoint, shape, fmt, data
+):
+    """The imperative form, a flat or nested YAML/JSON document and a Python mapping of one
+    spec validate to the same typed parameters."""
+    params: dict[str, object] = {"Key": key}
+    options: dict[str, str] = {}
+    if type_name == "s3":
+        params["Bucket"] = bucket
+        for name, value in (("Region", region), ("Endpoint", endpoint)):
+            if value is not None:
+                params[name] = options[name.lower()] = value
+    if archive is not None:
+        params["Compress"] = archive
+        if spelled == "encoding":
+            options["encoding"] = "gzip" if archive else "plain"
+        else:
+            written = data.draw(
+                booleans_as_written.filter(lambda b: (b.strip().lower() == "true") == archive)
+            )
+            options["compress"] = written
+            if spelled == "string":
+                params["Compress"] = written
+    destination = f"{bucket}/{key}" if type_name == "s3" else key
+    text = csv_record(
+        [f"{type_name}://{destination}"] + [f"opt={k}={v}" for k, v in options.items()]
+    )
+    doc = (
+        {"Type": type_name, **params} if shape == "flat" else {"Type": type_name, "Params": params}
+    )
+    expected = validate(doc)
+    assert validate(text) == expected
+    assert validate(parse_document(dump_document(doc, fmt))) == expected
+    assert expected.params.key == key
+    assert getattr(expected.params, "archive", expected.params.compress) is bool(archive)

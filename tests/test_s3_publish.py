@@ -7,19 +7,23 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import attrs
 import pytest
 from hypothesis import given, settings
 
 from publisher_core import (
     IntegrityError,
     PublishContext,
+    PublisherError,
     PublishError,
     describe,
     get,
@@ -360,6 +364,53 @@ def test_no_secret_in_any_output_of_a_debug_cycle(s3, result_dir, cli, tmp_path)
         assert "session-token-never-printed" not in text
         assert "X-Amz-Signature" not in text
         assert "Signature=" not in text
+
+
+def test_no_secret_in_log_records_errors_or_reprs(s3, result_dir, tmp_path, monkeypatch, caplog):
+    """Every DEBUG record, error and repr of a cycle and of its failures is free of secrets."""
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token-never-printed")
+    for name in ("publisher_core", "publisher_s3", "publisher_local"):  # what --debug opens
+        caplog.set_level(logging.DEBUG, logger=name)
+    bucket = s3.new_bucket()
+    seen: list[str] = []
+
+    def note(*things: object) -> None:
+        seen.extend(text for thing in things for text in (str(thing), repr(thing)))
+
+    result = publish(spec(s3, bucket, "sec/", False), result_dir)
+    description = describe(result)
+    report = get(description, tmp_path / "out")
+    note(result, description, *description.items, report)
+    signatures = [parse_qs(urlsplit(i.url).query)["X-Amz-Signature"][0] for i in description.items]
+    credentials = [
+        parse_qs(urlsplit(i.url).query)["X-Amz-Credential"][0] for i in description.items
+    ]
+    first = description.items[0]
+    missing = attrs.evolve(first, url=first.url.replace("/sec/", "/sec/missing-"), size=None)
+    failures = [
+        lambda: get(description, tmp_path / "out"),  # not empty
+        lambda: get(attrs.evolve(description, items=(missing,)), tmp_path / "bad"),  # 404/403
+        lambda: describe(
+            attrs.evolve(result, params={**result.params, "ManifestChecksumSHA256": "AAAA"})
+        ),
+        lambda: publish(spec(s3, "t-no-such-bucket-here", "x/", False), result_dir),
+    ]
+    for failing in failures:
+        with pytest.raises(PublisherError) as caught:
+            failing()
+        note(caught.value)
+    seen += [record.getMessage() for record in caplog.records]
+    assert any(record.levelno == logging.DEBUG for record in caplog.records)
+    secrets = [
+        s3.access_key,
+        s3.secret_key,
+        "session-token-never-printed",
+        *signatures,
+        *credentials,
+    ]
+    for text in seen:
+        for secret in secrets:
+            assert secret not in text, f"a secret in: {text[:200]}"
 
 
 def inject(monkeypatch, event: str, handler) -> None:

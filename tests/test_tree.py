@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import unicodedata
 from pathlib import Path
 
 import pytest
 
-from publisher_core import PublishError, SpecError, empty_directories, scan_tree
+from publisher_core import PublishError, SpecError, empty_directories, open_entry, scan_tree
 
 
 def make_loop(first: Path, second: Path) -> None:
@@ -122,3 +123,129 @@ def test_missing_source_is_a_spec_error(tmp_path):
     """A result path that does not exist is bad usage."""
     with pytest.raises(SpecError, match="No such file or directory"):
         scan_tree(tmp_path / "missing", follow_links=False)
+
+
+NFC = unicodedata.normalize("NFC", "café")
+NFD = unicodedata.normalize("NFD", "café")
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_names_differing_only_in_normalisation_are_refused(tree: Path, follow: bool) -> None:
+    """NFC and NFD spellings of one name are two files here, one on macOS or Windows."""
+    (tree / "other").mkdir()  # no link leads here, so the pair is reported once
+    (tree / "other" / NFC).write_text("composed")
+    (tree / "other" / NFD).mkdir()
+    with pytest.raises(PublishError) as caught:
+        scan_tree(tree, follow_links=follow)
+    assert str(caught.value) == (
+        f"1 entry of {tree} cannot be published: other/{NFD} (NFD) and other/{NFC} (NFC): "
+        "names differ only in Unicode normalisation (NFC/NFD) and would collide on "
+        "macOS/Windows-style filesystems"
+    )
+
+
+def test_a_name_in_neither_normal_form_is_labelled_so(tree: Path) -> None:
+    """The Kelvin sign is K after normalisation, and is in neither form itself."""
+    (tree / "K").write_text("letter")
+    (tree / "\u212a").write_text("kelvin")
+    with pytest.raises(
+        PublishError, match=r"K \(NFC\) and \u212a \(not normalised\): names differ"
+    ):
+        scan_tree(tree, follow_links=False)
+
+
+def test_the_same_name_in_two_forms_in_different_directories_is_fine(tree: Path) -> None:
+    """Only siblings can collide."""
+    (tree / NFC).write_text("composed")
+    (tree / "sub" / NFD).write_text("decomposed")
+    paths = {e.path for e in scan_tree(tree, follow_links=False)}
+    assert {NFC, f"sub/{NFD}"} <= paths
+
+
+def test_twins_through_a_copied_link_are_refused(tree: Path) -> None:
+    """Directory mode walks a linked directory's children too, and checks them."""
+    (tree / "sub" / NFC).write_text("composed")
+    (tree / "sub" / NFD).write_text("decomposed")
+    with pytest.raises(PublishError, match=rf"link-to-sub/{NFD} \(NFD\) and link-to-sub/{NFC}"):
+        scan_tree(tree, follow_links=True)
+
+
+@pytest.mark.parametrize("follow", [True, False])
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("new\nline", r"'new\\nline'"),
+        ("tab\there", r"'tab\\there'"),
+        ("esc\x1b[31m", r"'esc\\x1b\[31m'"),
+        ("del\x7f", r"'del\\x7f'"),
+        ("line\u2028sep", r"'line\\u2028sep'"),
+    ],
+)
+def test_names_with_control_characters_are_refused(
+    tree: Path, follow: bool, name: str, shown: str
+) -> None:
+    """A control character cannot be in a key, nor safely in a file name get recreates."""
+    (tree / "sub" / name).write_text("x")
+    with pytest.raises(PublishError, match=rf"sub/{shown[1:]}: name contains a control character"):
+        scan_tree(tree, follow_links=follow)
+
+
+def test_a_directory_with_a_control_character_is_refused_without_its_contents(tree: Path) -> None:
+    """The directory is named once; what is below it is not listed as well."""
+    (tree / "bad\ndir").mkdir()
+    (tree / "bad\ndir" / "f").write_text("x")
+    with pytest.raises(PublishError, match=r"^1 entry of .*: 'bad\\ndir': name contains"):
+        scan_tree(tree, follow_links=False)
+
+
+def test_a_single_file_with_a_control_character_is_refused(tmp_path: Path) -> None:
+    """A result that is one file is held to the same naming rules."""
+    (tmp_path / "one\nfile").write_text("x")
+    with pytest.raises(PublishError, match=r"'one\\nfile': name contains a control character"):
+        scan_tree(tmp_path / "one\nfile", follow_links=False)
+
+
+def test_new_problems_are_reported_with_the_others(tree: Path) -> None:
+    """Twins, control characters and a FIFO come back together, in path order."""
+    (tree / NFC).write_text("composed")
+    (tree / NFD).write_text("decomposed")
+    (tree / "a\tb").write_text("x")
+    os.mkfifo(tree / "fifo")
+    with pytest.raises(PublishError) as caught:
+        scan_tree(tree, follow_links=False)
+    message = str(caught.value)
+    assert message.startswith(f"3 entries of {tree} cannot be published: ")
+    assert "(NFC/NFD)" in message
+    assert "'a\\tb': name contains a control character" in message
+    assert "fifo: is a FIFO" in message
+
+
+@pytest.mark.parametrize(("size", "when_read"), [(b"a" * 5, 5), (b"", 0)])
+def test_a_file_that_changed_size_since_the_scan_is_not_opened(
+    tree: Path, size: bytes, when_read: int
+) -> None:
+    """A file still being written when it is read is refused, naming both sizes."""
+    entry = next(e for e in scan_tree(tree, follow_links=False) if e.path == "a.txt")
+    (tree / "a.txt").write_bytes(size)
+    with pytest.raises(
+        PublishError,
+        match=rf"^a\.txt: changed size while publishing \(1 bytes when scanned, {when_read} "
+        r"when read\); nothing was published$",
+    ):
+        open_entry(entry)
+
+
+def test_a_file_replaced_by_a_link_says_so(tree: Path) -> None:
+    """A link swapped in after the scan is not followed, and the error says what happened."""
+    entry = next(e for e in scan_tree(tree, follow_links=False) if e.path == "a.txt")
+    (tree / "a.txt").unlink()
+    os.symlink("sub/b.txt", tree / "a.txt")
+    with pytest.raises(PublishError, match=r"^a\.txt: was replaced by a symlink while publishing"):
+        open_entry(entry)
+
+
+def test_an_unchanged_file_opens(tree: Path) -> None:
+    """The checks let through a file that is as the scan saw it."""
+    entry = next(e for e in scan_tree(tree, follow_links=False) if e.path == "sub/b.txt")
+    with open_entry(entry) as handle:
+        assert handle.read() == b"bb"

@@ -46,3 +46,14 @@ def snapshot(path: Path) -> dict[str, bytes | None]:
         for f in filenames:
             out[os.path.normpath(os.path.join(rel, f))] = Path(dirpath, f).read_bytes()
     return out
+
+
+def files(tree: Tree, prefix: str = "") -> dict[str, bytes]:
+    """Every file of ``tree`` by its relative POSIX path (directories are not listed)."""
+    out: dict[str, bytes] = {}
+    for name, node in tree.items():
+        if isinstance(node, dict):
+            out.update(files(node, f"{prefix}{name}/"))
+        else:
+            out[prefix + name] = node
+    return out

@@ -105,8 +105,13 @@ def _validate(
     params = structure_params(spec.params, publisher.info.params)
     validated = ValidatedSpec(type=publisher.type, params=params)
     if publisher.implements("validate_spec"):
-        problems = publisher.call(
-            "validate_spec", spec=validated, context=context, settings=settings
+        problems = _call_plugin(
+            publisher,
+            "validate_spec",
+            PluginError,
+            spec=validated,
+            context=context,
+            settings=settings,
         )
         if problems:
             raise SpecError(list(problems))
@@ -257,11 +262,17 @@ def get(
     *,
     settings: Any = None,
     registry: Registry | None = None,
+    timeout: float = 60.0,
+    attempts: int = 5,
+    max_bytes: int | None = None,
 ) -> GetReport:
     """Download, verify and rebuild a result in ``target`` (default: ``./NAME``).
 
     ``result`` is a published result (described first, which may need credentials) or a
-    :class:`ResultDescription` (needs none).
+    :class:`ResultDescription` (needs none). ``timeout`` (seconds, per connection and
+    read), ``attempts`` (per HTTP(S) download) and ``max_bytes`` (content extracted from
+    archives; default: the free space where ``target`` is) are those of
+    :func:`~publisher_core.download`, which lists the errors raised.
     """
     description = (
         result
@@ -277,4 +288,6 @@ def get(
             )
         safe_relative_path(name)
         target = name
-    return download(description, Path(target))
+    return download(
+        description, Path(target), timeout=timeout, attempts=attempts, max_bytes=max_bytes
+    )

@@ -83,7 +83,23 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def parse_document(text: str, *, what: str = "spec") -> Any:
-    """Parse YAML or JSON text (JSON is tried first when it looks like JSON)."""
+    """Parse YAML or JSON text (JSON is tried first when it looks like JSON).
+
+    Anything the text cannot be turned into raises :class:`SpecError`, whatever the
+    reader's own exception was.
+    """
+    try:
+        return _parse(text, what)
+    except RecursionError:
+        raise SpecError("the document is nested too deeply", what=what) from None
+    except (ValueError, TypeError, IndexError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors for explicit tags (!!int x) and unhashable keys ([a]: b)
+        # fail outside YAMLError.
+        problem = " ".join(str(exc).split()) or type(exc).__name__
+        raise SpecError(f"YAML value cannot be read: {problem}", what=what) from None
+
+
+def _parse(text: str, what: str) -> Any:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:

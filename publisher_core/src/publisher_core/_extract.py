@@ -10,10 +10,19 @@ by over-long link chains): every member is judged from the archive's own names.
 - Only files, directories and links: devices and FIFOs are refused.
 
 tarfile's ``data`` filter runs as well, for what it adds (modes, ownership).
+
+Decompression bombs are refused twice over, with :class:`DownloadError`: by the sizes the
+members *declare* (a running total, checked before each member is written) and by the
+bytes *actually* decompressed (tar headers, padding, pax records and anything after the
+end-of-archive marker included, with a small allowance for tar's own overhead). After the
+tar ends the stream is read to its end, so that the gzip trailer (CRC-32 and length) is
+checked: tarfile alone stops at the end-of-archive marker and never looks at it.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import tarfile
 import zlib
 from pathlib import Path
@@ -21,7 +30,26 @@ from typing import BinaryIO
 
 from ._errors import DownloadError, UnsafePathError
 
-__all__ = ["extract_archive"]
+__all__ = ["extract_archive", "format_size"]
+
+# What tar may add to the content: end-of-archive blocks, padding to a record (10 KiB),
+# the read-ahead of tarfile's stream buffer, and one member's headers before it is seen.
+_TAR_SLACK = 1 << 20
+# Per member seen: its header, a pax or GNU long-name header, padding; plus its names twice
+# (a pax record and a long-name block may both carry them).
+_MEMBER_SLACK = 4096
+_CHUNK = 1 << 20
+_TRAILER_ERRORS = ("CRC check failed", "Incorrect length of data produced")
+
+
+def format_size(size: int) -> str:
+    """``size`` bytes for people: ``512 B``, ``1.5 KiB`` ... ``12.0 GiB``, ``3.0 TiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def _walk(base: list[str], target: str, symlinks: dict[str, str] | None) -> bool:
@@ -97,18 +125,63 @@ class _ArchiveChecker:
                 raise self.refuse(name, f"is a symlink through another symlink ({target!r})")
 
 
-def extract_archive(archive: Path, tree: Path) -> tuple[int, int]:
+class _Limited(io.BufferedIOBase):
+    """A read-only view of a decompressed stream that counts the bytes it hands out.
+
+    More than ``limit`` bytes in total raise :class:`DownloadError`; the caller raises
+    ``limit`` as it goes (each tar member earns an allowance for its headers).
+    """
+
+    def __init__(self, raw: BinaryIO, max_bytes: int | None, note: str) -> None:
+        super().__init__()
+        self._source = raw
+        self.max_bytes = max_bytes
+        self.limit = None if max_bytes is None else max_bytes + _TAR_SLACK
+        self.note = note
+        self.count = 0
+
+    def readable(self) -> bool:
+        """Yes."""
+        return True
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Up to ``size`` bytes, and never more than one chunk at once."""
+        data = self._source.read(size if size is not None and 0 <= size <= _CHUNK else _CHUNK)
+        self.count += len(data)
+        if self.limit is not None and self.count > self.limit:
+            raise DownloadError(
+                f"archive decompresses to more than {format_size(self.limit)}, over the "
+                f"limit of {format_size(self.max_bytes or 0)} ({self.note}) plus tar's "
+                "overhead; refusing a possible decompression bomb"
+            )
+        return data
+
+
+def extract_archive(
+    archive: Path,
+    tree: Path,
+    *,
+    max_bytes: int | None = None,
+    limit_note: str = "publisher get --max-size",
+) -> tuple[int, int]:
     """Extract ``archive`` into the empty directory ``tree``; return (files, bytes).
+
+    ``max_bytes`` limits the content: both the sizes the members declare and the bytes
+    the archive decompresses to (less a small allowance for tar's headers and padding);
+    ``limit_note`` says in an error where that limit came from. None means no limit.
 
     Raises :class:`UnsafePathError` for a hostile member (``tree`` may then hold part of
     the archive: callers extract into a staging directory) and :class:`DownloadError` for
-    an archive that cannot be read.
+    an archive that cannot be read, whose gzip trailer (CRC-32, length) is wrong, or that
+    is over ``max_bytes`` (a decompression bomb).
     """
     data_filter = getattr(tarfile, "data_filter", None)
     if data_filter is None:  # Python < 3.10.12 / 3.11.4
         raise DownloadError("extracting archives safely needs Python 3.10.12 or 3.11.4 or newer")
+    if max_bytes is not None and max_bytes < 0:
+        raise ValueError(f"max_bytes must be 0 or more, not {max_bytes}")
     checker = _ArchiveChecker()
-    files = size = 0
+    files = size = declared = 0
     unreadable: tuple[type[Exception], ...] = (
         tarfile.TarError,
         EOFError,
@@ -116,26 +189,58 @@ def extract_archive(archive: Path, tree: Path) -> tuple[int, int]:
         *_inflate_errors(),
     )
     try:
-        with _gunzip(archive) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                norm = checker.check(member)
-                if norm is None:
-                    continue
-                member.name = norm
-                try:
-                    safe = data_filter(member, str(tree))
-                except tarfile.FilterError as exc:
-                    raise UnsafePathError(f"archive entry {member.name!r}: {exc}") from None
-                tar.extract(safe, tree, set_attrs=True, filter="fully_trusted")
-                if safe.isfile():
-                    files += 1
-                    size += safe.size
-        checker.finish()
-    except UnsafePathError:
+        with _gunzip(archive) as raw:
+            stream = _Limited(raw, max_bytes, limit_note)
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    if stream.limit is not None:
+                        names = len(_raw(member.name)) + len(_raw(member.linkname))
+                        stream.limit += _MEMBER_SLACK + 2 * names
+                    norm = checker.check(member)
+                    if norm is None:
+                        continue
+                    if member.isreg():
+                        declared += member.size
+                        if max_bytes is not None and declared > max_bytes:
+                            size_, limit_ = format_size(declared), format_size(max_bytes)
+                            if size_ == limit_:  # rounded alike: show the bytes
+                                size_, limit_ = f"{declared} bytes", f"{max_bytes} bytes"
+                            raise DownloadError(
+                                f"archive declares {size_} of content (up to entry {norm!r}), "
+                                f"over the limit of {limit_} ({limit_note}); "
+                                "refusing a possible decompression bomb"
+                            )
+                    member.name = norm
+                    try:
+                        safe = data_filter(member, str(tree))
+                    except tarfile.FilterError as exc:
+                        raise UnsafePathError(f"archive entry {member.name!r}: {exc}") from None
+                    tar.extract(safe, tree, set_attrs=True, filter="fully_trusted")
+                    if safe.isfile():
+                        files += 1
+                        size += safe.size
+            checker.finish()
+            # tarfile stopped at the end-of-archive marker: read on to the gzip trailer,
+            # which is where a wrong CRC-32 or length is noticed (within the same limit).
+            while stream.read(_CHUNK):
+                pass
+    except DownloadError:  # UnsafePathError, and the limits
         raise
+    except gzip.BadGzipFile as exc:
+        if str(exc).startswith(_TRAILER_ERRORS):
+            raise DownloadError(
+                f"archive is corrupt: its gzip trailer does not match the decompressed "
+                f"data ({exc}); refusing it"
+            ) from None
+        raise DownloadError(f"archive is not a readable .tar.gz: {exc}") from None
     except unreadable as exc:
         raise DownloadError(f"archive is not a readable .tar.gz: {exc}") from None
     return files, size
+
+
+def _raw(name: str) -> bytes:
+    """A member name as the bytes it was read from (tarfile decodes with surrogateescape)."""
+    return name.encode("utf-8", "surrogateescape")
 
 
 def _inflate_errors() -> tuple[type[Exception], ...]:

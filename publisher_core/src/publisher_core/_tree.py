@@ -2,8 +2,10 @@
 
 A symlink is never followed to content outside the result. A link inside the tree is kept
 as a link (archive mode) or replaced by a copy of its target (directory mode). A link
-leading out, a dangling link, a link loop, a FIFO, socket or device, and a name that is not
-valid UTF-8 are errors naming the path; all of them are reported together.
+leading out, a dangling link, a link loop, a FIFO, socket or device, a name that is not
+valid UTF-8 or holds a control character (a newline, say), and two names in one directory
+that differ only in Unicode normalisation are errors naming the paths; all of them are
+reported together.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import unicodedata
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 import attrs
 
 from ._errors import PublishError, SpecError
+from ._keys import _CONTROL
 
 __all__ = ["TreeEntry", "empty_directories", "open_entry", "scan_tree"]
 
@@ -53,6 +57,23 @@ def _kind_of(mode: int) -> str:
     return "not a regular file"
 
 
+def _form(name: str) -> str:
+    for form in ("NFC", "NFD"):
+        if unicodedata.is_normalized(form, name):
+            return form
+    return "not normalised"
+
+
+def _twins_problem(paths: list[str]) -> str:
+    """The problem of sibling ``paths`` that are one name after Unicode normalisation."""
+    shown = [f"{p} ({_form(p.rsplit('/', 1)[-1])})" for p in paths]
+    both = ", ".join(shown[:-1]) + " and " + shown[-1]
+    return (
+        f"{both}: names differ only in Unicode normalisation (NFC/NFD) and would collide "
+        "on macOS/Windows-style filesystems"
+    )
+
+
 class _Scanner:
     def __init__(self, root: Path, follow_links: bool) -> None:
         self.root = root
@@ -71,16 +92,34 @@ class _Scanner:
         except OSError as exc:
             self.problems.append(f"{prefix or '.'}: cannot list directory ({exc.strerror})")
             return
+        twins: dict[str, list[str]] = {}
+        for child in children:
+            twins.setdefault(unicodedata.normalize("NFC", child.name), []).append(child.name)
+        for names in twins.values():
+            if len(names) > 1:
+                self.problems.append(_twins_problem([prefix + name for name in names]))
         for child in children:
             self.visit(child.path, prefix + child.name, expanding)
 
-    def visit(self, fs_path: str, rel: str, expanding: tuple[str, ...]) -> None:
+    def name_ok(self, rel: str) -> bool:
+        """Whether ``rel`` can name an entry; if not, the problem is recorded."""
         try:
             rel.encode("utf-8")
         except UnicodeEncodeError:
             self.problems.append(
                 f"{rel.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8"
             )
+            return False
+        if _CONTROL.search(rel):
+            self.problems.append(
+                f"{rel!r}: name contains a control character (a newline, tab or similar), "
+                "which a key or a restored file name cannot hold safely"
+            )
+            return False
+        return True
+
+    def visit(self, fs_path: str, rel: str, expanding: tuple[str, ...]) -> None:
+        if not self.name_ok(rel):
             return
         try:
             st = os.lstat(fs_path)
@@ -175,21 +214,22 @@ def scan_tree(source: Path, *, follow_links: bool) -> list[TreeEntry]:
         raise SpecError(f"{source}: {exc.strerror}", what="result path") from None
     if stat.S_ISREG(st.st_mode):
         scanner = _Scanner(source.parent, follow_links)
-        scanner.add_file(os.path.realpath(source), source.name, st)
-        return scanner.entries
-    if not stat.S_ISDIR(st.st_mode):
+        if scanner.name_ok(source.name):
+            scanner.add_file(os.path.realpath(source), source.name, st)
+    elif stat.S_ISDIR(st.st_mode):
+        scanner = _Scanner(source, follow_links)
+        scanner.walk(os.path.realpath(source), "", (scanner.root_real,))
+    else:
         raise SpecError(
             f"{source}: is {_kind_of(st.st_mode)}, not a directory or file", what="result path"
         )
-    scanner = _Scanner(source, follow_links)
-    scanner.walk(os.path.realpath(source), "", (scanner.root_real,))
     if scanner.problems:
+        count = len(scanner.problems)
         shown = "; ".join(scanner.problems[:_MAX_SHOWN])
-        more = len(scanner.problems) - _MAX_SHOWN
+        more = count - _MAX_SHOWN
         tail = f"; and {more} more" if more > 0 else ""
-        raise PublishError(
-            f"{len(scanner.problems)} entries of {source} cannot be published: {shown}{tail}"
-        )
+        entries = "entry" if count == 1 else "entries"
+        raise PublishError(f"{count} {entries} of {source} cannot be published: {shown}{tail}")
     return scanner.entries
 
 
@@ -205,10 +245,16 @@ def open_entry(entry: TreeEntry) -> BinaryIO:
     The path is opened without following a final symlink and must still be the same
     regular file (device and inode) the scan saw, so swapping a file for a link to
     something outside the result between scan and read publishes nothing from outside.
+    A scanned file must also still have the size the scan saw: one that grew or shrank
+    in between is still being written, and is refused rather than published half-done.
     """
     try:
         fd = os.open(entry.source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
+        if exc.errno == errno.ELOOP and entry.kind == "file":  # O_NOFOLLOW met a link
+            raise PublishError(
+                f"{entry.path}: was replaced by a symlink while publishing; nothing was published"
+            ) from None
         raise PublishError(f"{entry.path}: cannot open ({exc.strerror})") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or (
@@ -216,4 +262,10 @@ def open_entry(entry: TreeEntry) -> BinaryIO:
     ):
         os.close(fd)
         raise PublishError(f"{entry.path}: was replaced while publishing; nothing was published")
+    if entry.identity is not None and st.st_size != entry.size:
+        os.close(fd)
+        raise PublishError(
+            f"{entry.path}: changed size while publishing ({entry.size} bytes when scanned, "
+            f"{st.st_size} when read); nothing was published"
+        )
     return os.fdopen(fd, "rb")

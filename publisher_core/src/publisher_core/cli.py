@@ -328,15 +328,50 @@ Examples:
     help="Directory to rebuild the result in; must not exist or be empty "
     "(default: ./NAME of the result).",
 )
-def get(result: str, output: Path | None) -> None:
+@click.option(
+    "--timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Give up on a connection or a read that is silent this long (then retry).",
+)
+@click.option(
+    "--attempts",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Tries per HTTP(S) download: throttling (429), 5xx errors, dropped connections, "
+    "timeouts and damaged bodies are retried, with exponential backoff.",
+)
+@click.option(
+    "--max-size",
+    "max_size",
+    metavar="SIZE",
+    help="Refuse an archive whose content is larger, declared or decompressed: bytes, or "
+    "a number with K, M, G or T (binary, e.g. 500M, 1.5G) "
+    "(default: the free space where the result is rebuilt).",
+)
+def get(
+    result: str, output: Path | None, timeout: float, attempts: int, max_size: str | None
+) -> None:
     """Download RESULT, verify every byte, and rebuild its tree in a directory.
 
     Sizes and SHA-256 are checked before anything is extracted; the directory appears
-    only when everything checked out.
+    only when everything checked out. Archives larger than --max-size (or than the free
+    space) are refused as decompression bombs.
     """
+    from ._download import parse_size
+
+    try:
+        max_bytes = None if max_size is None else parse_size(max_size)
+    except ValueError as exc:
+        ctx = click.get_current_context()
+        raise click.BadParameter(str(exc), ctx=ctx, param_hint="'--max-size'") from None
     loaded = _load_result(result)
     description = loaded if isinstance(loaded, ResultDescription) else _api.describe(loaded)
-    report = _api.get(description, output)
+    report = _api.get(description, output, timeout=timeout, attempts=attempts, max_bytes=max_bytes)
     note = f", {report.unverified} without a recorded SHA-256" if report.unverified else ""
     click.echo(
         f"verified {report.verified} of {report.verified + report.unverified} downloads by size "
@@ -377,8 +412,8 @@ def _run(argv: list[str] | None) -> int:
         # Not main.main(): it turns an interrupt into click.Abort after printing a blank
         # line; interrupts reach the handlers below as they are.
         args = sys.argv[1:] if argv is None else argv
-        with main.make_context("publisher", list(args)) as ctx:
-            main.invoke(ctx)
+        with main.make_context("publisher", list(args)) as context:
+            main.invoke(context)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.Abort:

@@ -143,7 +143,7 @@ def _placement(root: Path, key: str) -> Iterator[Path]:
     target = _destination(root, key)
     _refuse_existing(target, *([root / manifest_key(key)] if key.endswith("/") else []))
     for ancestor in target.relative_to(root).parents:
-        if ancestor != Path(".") and (root / manifest_key(f"{ancestor}/")).exists():
+        if ancestor != Path(".") and (root / manifest_key(f"{ancestor}/")).is_file():
             raise PublishError(
                 f"key {key!r} lies inside the directory result {root / ancestor}; "
                 "choose a key outside it"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -95,10 +97,11 @@ def publish(
     params, key, entries = _read(spec, source, context)
     try:
         client, region = make_client(params.endpoint, params.region, params.bucket, settings)
-        upload = (ArchiveUpload if params.archive else DirectoryUpload)(
-            client, params.bucket, key, settings
-        )
-        outcome = upload.run(entries)
+        with _closing(client):
+            upload = (ArchiveUpload if params.archive else DirectoryUpload)(
+                client, params.bucket, key, settings
+            )
+            outcome = upload.run(entries)
     except (BotoCoreError, ClientError) as exc:
         raise PublishError(describe_client_error(exc, params.bucket, key)) from exc
     directory = outcome.manifest_key is not None
@@ -116,6 +119,15 @@ def publish(
         manifest_version_id=outcome.version_id if directory else None,
     )
     return PublishedResult(type="s3", params=unstructure_params(result))
+
+
+@contextlib.contextmanager
+def _closing(client: Any) -> Iterator[None]:
+    """Close the client's connections when done, broken ones included."""
+    try:
+        yield
+    finally:
+        client.close()
 
 
 def _presign(client: Any, bucket: str, key: str, lifetime: int, version: str | None) -> str:
@@ -185,45 +197,52 @@ def describe_result(params: S3Result, settings: S3Settings) -> ResultDescription
     """Pre-signed GET URLs for the archive, or for every file of a directory result."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    lifetime = settings.url_lifetime
-    expires = datetime.now(timezone.utc) + timedelta(seconds=lifetime)
+    expires = datetime.now(timezone.utc) + timedelta(seconds=settings.url_lifetime)
     name = result_name(params.key)
     try:
         client, _ = make_client(params.endpoint, params.region, params.bucket, settings)
-        if not params.key.endswith("/"):
-            item = DownloadItem(
-                path=params.key.rsplit("/", 1)[-1],
-                url=_presign(client, params.bucket, params.key, lifetime, params.version_id),
-                size=params.size,
-                # A result without our Size was written by another tool (Bacalhau records
-                # S3's checksum, which is composite for multipart objects): not ours to trust.
-                checksum_sha256=params.checksum_sha256 if params.size is not None else None,
-                expires=expires,
-                archive=True,
-            )
-            return ResultDescription(type="s3", name=name, items=(item,))
-        if params.manifest is None:  # published by another tool, e.g. Bacalhau itself
-            items = tuple(
-                DownloadItem(
-                    path=path,
-                    url=_presign(client, params.bucket, params.key + path, lifetime, None),
-                    size=size,
-                    expires=expires,
-                )
-                for path, size in _listed(client, params)
-            )
-            return ResultDescription(type="s3", name=name, items=items)
-        manifest = _manifest(client, params, settings.max_attempts)
-        items = tuple(
-            DownloadItem(
-                path=f.path,
-                url=_presign(client, params.bucket, params.key + f.path, lifetime, None),
-                size=f.size,
-                checksum_sha256=f.checksum_sha256,
-                expires=expires,
-            )
-            for f in manifest.files
-        )
+        with _closing(client):
+            return _describe(client, params, settings, name, expires)
     except (BotoCoreError, ClientError) as exc:
         raise DownloadError(describe_client_error(exc, params.bucket, params.key)) from exc
+
+
+def _describe(
+    client: Any, params: S3Result, settings: S3Settings, name: str, expires: datetime
+) -> ResultDescription:
+    lifetime = settings.url_lifetime
+    if not params.key.endswith("/"):
+        item = DownloadItem(
+            path=params.key.rsplit("/", 1)[-1],
+            url=_presign(client, params.bucket, params.key, lifetime, params.version_id),
+            size=params.size,
+            # A result without our Size was written by another tool (Bacalhau records
+            # S3's checksum, which is composite for multipart objects): not ours to trust.
+            checksum_sha256=params.checksum_sha256 if params.size is not None else None,
+            expires=expires,
+            archive=True,
+        )
+        return ResultDescription(type="s3", name=name, items=(item,))
+    if params.manifest is None:  # published by another tool, e.g. Bacalhau itself
+        items = tuple(
+            DownloadItem(
+                path=path,
+                url=_presign(client, params.bucket, params.key + path, lifetime, None),
+                size=size,
+                expires=expires,
+            )
+            for path, size in _listed(client, params)
+        )
+        return ResultDescription(type="s3", name=name, items=items)
+    manifest = _manifest(client, params, settings.max_attempts)
+    items = tuple(
+        DownloadItem(
+            path=f.path,
+            url=_presign(client, params.bucket, params.key + f.path, lifetime, None),
+            size=f.size,
+            checksum_sha256=f.checksum_sha256,
+            expires=expires,
+        )
+        for f in manifest.files
+    )
     return ResultDescription(type="s3", name=name, items=items, directories=manifest.directories)
