@@ -12,6 +12,7 @@ import os
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -387,7 +388,7 @@ def test_no_secret_in_log_records_errors_or_reprs(s3, result_dir, tmp_path, monk
     ]
     first = description.items[0]
     missing = attrs.evolve(first, url=first.url.replace("/sec/", "/sec/missing-"), size=None)
-    failures = [
+    failures: list[Callable[[], object]] = [
         lambda: get(description, tmp_path / "out"),  # not empty
         lambda: get(attrs.evolve(description, items=(missing,)), tmp_path / "bad"),  # 404/403
         lambda: describe(
