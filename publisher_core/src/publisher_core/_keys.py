@@ -158,10 +158,18 @@ def key_template_problems(
     if not template:
         return ["key must not be empty"]
     values = _placeholder_values(context) if context is not None else {}
-    key, problems = _substitute(template, values, stand_ins=True)
-    if not problems:
-        key, problems = _apply_suffix(key, compress)
-    return problems or check_key(key)
+    stood_in, problems = _substitute(template, values, stand_ins=True)
+    if problems:
+        return problems
+    key, problems = _apply_suffix(stood_in, compress)
+    found = problems or check_key(key)
+    last = template[template.rfind("{") + 1 : -1] if template.endswith("}") else ""
+    free_text = last in ("jobID", "executionID", "nodeID")  # {date} and {time} are digits
+    if found and compress and key != stood_in and free_text and values.get(last) is None:
+        # The unknown last value may itself complete '.tar.gz' (e.g. '.tar.{jobID}' with
+        # 'gz'): judge the key without a suffix, as the shortest it can become.
+        return check_key(stood_in)
+    return found
 
 
 def render_key(
