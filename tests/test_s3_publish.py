@@ -361,6 +361,7 @@ def test_no_secret_in_any_output_of_a_debug_cycle(s3, result_dir, cli, tmp_path)
     assert failed.code == 2
     assert "DEBUG publisher_" in published.err
     for text in outputs:
+        assert s3.access_key not in text
         assert s3.secret_key not in text
         assert "session-token-never-printed" not in text
         assert "X-Amz-Signature" not in text
