@@ -58,11 +58,11 @@ def test_unknown_type_lists_the_installed_ones():
 
 
 def test_disabled_types_are_reported_and_refused():
-    """PUBLISHER_DISABLED turns a Type off."""
+    """A host's disable list turns a Type off, and the error says who disabled it."""
     registry = Registry(disabled=["s3"])
     rows = {r.type: r for r in registry.statuses()}
     assert rows["s3"].status == "disabled"
-    with pytest.raises(PluginError, match="disabled by PUBLISHER_DISABLED"):
+    with pytest.raises(PluginError, match="disabled by the host"):
         registry.get("s3")
 
 

@@ -117,6 +117,7 @@ class Registry:
     ) -> None:
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.plugin_manager.add_hookspecs(hookspecs)
+        self._disabled_by = DISABLED_VARIABLE if disabled is None else "the host"
         if disabled is None:
             disabled = os.environ.get(DISABLED_VARIABLE, "").split(",")
         self._disabled = {d.strip().lower() for d in disabled if d.strip()}
@@ -159,7 +160,7 @@ class Registry:
     def _add(self, entry: _Entry) -> None:
         if entry.type in self._disabled:
             entry.status = "disabled"
-            entry.error = f"disabled by {DISABLED_VARIABLE}"
+            entry.error = f"disabled by {self._disabled_by}"
         self._entries.setdefault(entry.type, []).append(entry)
 
     def add_plugin(self, plugin: object, name: str | None = None) -> None:
