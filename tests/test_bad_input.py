@@ -744,6 +744,24 @@ RECORD_CASES: list[tuple[str, bool, Callable[[dict[str, Any], Path], str], str, 
         "the stored bytes were changed or corrupted$",
     ),
     (
+        "result-malformed-checksum",
+        True,
+        lambda doc, stored: record(doc, ChecksumSHA256="nope"),
+        "describe",
+        2,
+        "invalid result: ChecksumSHA256 must be a base64 SHA-256 \\(44 characters ending in "
+        "'='\\), got 'nope' @ \\$\\.Params$",
+    ),
+    (
+        "result-malformed-manifest-checksum",
+        False,
+        lambda doc, stored: record(doc, ManifestChecksumSHA256="abc="),
+        "describe",
+        2,
+        "invalid result: ManifestChecksumSHA256 must be a base64 SHA-256 \\(44 characters "
+        "ending in '='\\), got 'abc=' @ \\$\\.Params$",
+    ),
+    (
         "result-tampered-size",
         True,
         lambda doc, stored: record(doc, Size=doc["Params"]["Size"] + 1),

@@ -13,6 +13,7 @@ from ._archive import (
     GzipStream,
     HashingSink,
     sha256_b64,
+    sha256_validator,
     write_archive,
     zlib_gzip,
 )
@@ -131,6 +132,7 @@ __all__ = [
     "safe_relative_path",
     "scan_tree",
     "sha256_b64",
+    "sha256_validator",
     "spec_from_document",
     "spec_to_document",
     "structure_params",

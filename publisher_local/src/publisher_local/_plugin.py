@@ -42,6 +42,7 @@ from publisher_core import (
     result_name,
     scan_tree,
     sha256_b64,
+    sha256_validator,
     unstructure_params,
     write_archive,
 )
@@ -87,10 +88,10 @@ class LocalResult:
     path: str
     key: str
     size: int
-    checksum_sha256: str | None = None
+    checksum_sha256: str | None = attrs.field(default=None, validator=sha256_validator())
     files: int | None = None
     manifest: str | None = None
-    manifest_checksum_sha256: str | None = None
+    manifest_checksum_sha256: str | None = attrs.field(default=None, validator=sha256_validator())
 
 
 @hookimpl

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from publisher_core import PublishContext, key_problems
+from publisher_core import PublishContext, key_problems, sha256_validator
 
 __all__ = [
     "S3Params",
@@ -53,11 +53,13 @@ class S3Result:
     endpoint: str | None = None
     region: str | None = None
     version_id: str | None = None
-    checksum_sha256: str | None = None
+    checksum_sha256: str | None = attrs.field(
+        default=None, validator=sha256_validator(composite=True)
+    )
     size: int | None = None
     files: int | None = None
     manifest: str | None = None
-    manifest_checksum_sha256: str | None = None
+    manifest_checksum_sha256: str | None = attrs.field(default=None, validator=sha256_validator())
     manifest_version_id: str | None = None
 
 
