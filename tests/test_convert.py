@@ -18,6 +18,7 @@ from publisher_core import (
     structure_params,
     unstructure_params,
 )
+from publisher_core.testing.strategies import checksums
 from publisher_local import LocalParams, LocalResult
 from publisher_s3 import S3Params
 
@@ -136,10 +137,10 @@ def test_s3_params_round_trip(params):
         path=text,
         key=text,
         size=st.integers(0, 2**63),
-        checksum_sha256=st.none() | text,
+        checksum_sha256=st.none() | checksums(),
         files=st.none() | st.integers(0, 10**6),
         manifest=st.none() | text,
-        manifest_checksum_sha256=st.none() | text,
+        manifest_checksum_sha256=st.none() | checksums(),
     )
 )
 def test_result_params_round_trip(result):
