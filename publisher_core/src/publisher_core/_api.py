@@ -16,7 +16,7 @@ from ._documents import (
     result_from_document,
     spec_from_document,
 )
-from ._download import GetReport, download, safe_relative_path
+from ._download import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT, GetReport, download, safe_relative_path
 from ._errors import PluginError, PublisherError, PublishError, SpecError
 from ._imperative import looks_imperative, parse_imperative
 from ._models import (
@@ -262,8 +262,8 @@ def get(
     *,
     settings: Any = None,
     registry: Registry | None = None,
-    timeout: float = 60.0,
-    attempts: int = 5,
+    timeout: float = DEFAULT_TIMEOUT,
+    attempts: int = DEFAULT_ATTEMPTS,
     max_bytes: int | None = None,
 ) -> GetReport:
     """Download, verify and rebuild a result in ``target`` (default: ``./NAME``).

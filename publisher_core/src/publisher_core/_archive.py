@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from ._convert import capital_name
 from ._errors import PublishError
 from ._tree import TreeEntry, open_entry
 
@@ -49,7 +50,7 @@ def sha256_b64(digest: bytes) -> str:
 
 
 _SHA256_B64 = re.compile(r"[A-Za-z0-9+/]{43}=")
-_COMPOSITE = re.compile(r"[A-Za-z0-9+/]{43}=(-[1-9][0-9]{0,4})?")
+_COMPOSITE = re.compile(_SHA256_B64.pattern + r"(-[1-9][0-9]{0,4})?")  # S3's <sum>-<parts>
 
 
 def sha256_validator(*, composite: bool = False) -> Callable[[object, Any, object], None]:
@@ -63,8 +64,6 @@ def sha256_validator(*, composite: bool = False) -> Callable[[object, Any, objec
     def check(_instance: object, attribute: Any, value: object) -> None:
         if value is None or (isinstance(value, str) and pattern.fullmatch(value)):
             return
-        from ._convert import capital_name
-
         raise ValueError(
             f"{capital_name(attribute.name)} must be a base64 SHA-256 (44 characters "
             f"ending in '='), got {value!r}"

@@ -50,8 +50,10 @@ __all__ = ["GetReport", "check_url", "download", "parse_size", "safe_relative_pa
 
 _log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
-_TIMEOUT = 60.0
-_ATTEMPTS = 5
+DEFAULT_TIMEOUT = 60.0
+"""Seconds ``get`` waits on a silent connection or read before the attempt fails."""
+DEFAULT_ATTEMPTS = 5
+"""Tries per HTTP(S) download."""
 # Full-jitter exponential backoff: before attempt n+1, a uniform wait in
 # [0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**(n-1))] seconds, or Retry-After (capped).
 _BACKOFF_BASE = 0.25
@@ -291,8 +293,8 @@ def _fetch(
     item: DownloadItem,
     dest: Path,
     *,
-    timeout: float = _TIMEOUT,
-    attempts: int = _ATTEMPTS,
+    timeout: float = DEFAULT_TIMEOUT,
+    attempts: int = DEFAULT_ATTEMPTS,
     cancel: threading.Event | None = None,
 ) -> tuple[bool, int]:
     """Download ``item`` to ``dest`` and verify it; return (SHA-256 checked, bytes).
@@ -303,7 +305,8 @@ def _fetch(
     """
     cancel = cancel or threading.Event()
     shown = redact_url(item.url)
-    tries = 1 if urlsplit(item.url).scheme == "file" else max(1, attempts)
+    local = urlsplit(item.url).scheme == "file"
+    tries = 1 if local else max(1, attempts)
     view = memoryview(bytearray(_CHUNK))
     _log.debug("fetching %s -> %s", shown, item.path)
     with open(dest, "xb") as out:
@@ -319,7 +322,7 @@ def _fetch(
                 raise type(exc)(f"{exc} (on attempt {attempt} of {tries})") from None
             except _Transient as failure:
                 error = IntegrityError if failure.integrity else DownloadError
-                if urlsplit(item.url).scheme == "file":
+                if local:
                     where = item.path if failure.integrity else f"reading {shown} failed"
                     raise error(f"{where}: {failure.reason}") from None
                 if attempt == tries:
@@ -385,8 +388,8 @@ def download(
     target: Path,
     *,
     workers: int = 8,
-    timeout: float = _TIMEOUT,
-    attempts: int = _ATTEMPTS,
+    timeout: float = DEFAULT_TIMEOUT,
+    attempts: int = DEFAULT_ATTEMPTS,
     max_bytes: int | None = None,
     now: datetime | None = None,
 ) -> GetReport:

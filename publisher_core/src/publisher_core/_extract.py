@@ -178,8 +178,6 @@ def extract_archive(
     data_filter = getattr(tarfile, "data_filter", None)
     if data_filter is None:  # Python < 3.10.12 / 3.11.4
         raise DownloadError("extracting archives safely needs Python 3.10.12 or 3.11.4 or newer")
-    if max_bytes is not None and max_bytes < 0:
-        raise ValueError(f"max_bytes must be 0 or more, not {max_bytes}")
     checker = _ArchiveChecker()
     files = size = declared = 0
     unreadable: tuple[type[Exception], ...] = (
@@ -262,8 +260,6 @@ def _gunzip(archive: Path) -> BinaryIO:
     try:
         from isal import igzip_threaded
     except ImportError:
-        import gzip
-
         return gzip.open(archive, "rb")  # type: ignore[return-value]
     stream: BinaryIO = igzip_threaded.open(archive, "rb", threads=1)  # type: ignore[no-untyped-call]
     return stream

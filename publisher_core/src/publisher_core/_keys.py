@@ -164,7 +164,7 @@ def key_template_problems(
     key, problems = _apply_suffix(stood_in, compress)
     found = problems or check_key(key)
     last = template[template.rfind("{") + 1 : -1] if template.endswith("}") else ""
-    free_text = last in ("jobID", "executionID", "nodeID")  # {date} and {time} are digits
+    free_text = last in _OPTION_FOR  # the ids; {date} and {time} are digits
     if found and compress and key != stood_in and free_text and values.get(last) is None:
         # The unknown last value may itself complete '.tar.gz' (e.g. '.tar.{jobID}' with
         # 'gz'): judge the key without a suffix, as the shortest it can become.

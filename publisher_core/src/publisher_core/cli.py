@@ -26,21 +26,14 @@ from ._documents import (
     parse_document,
     result_to_document,
 )
+from ._download import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT, parse_size
 from ._errors import PluginError, PublisherError, SpecError, TargetExistsError
+from ._extract import format_size
 from ._models import PublishContext, PublisherSpec, ResultDescription
 
 __all__ = ["Terminated", "main", "run"]
 
 _state = {"debug": False}
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _publisher_modules() -> list[str]:
@@ -83,6 +76,13 @@ def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     if parsed.tzinfo is None:
         raise click.BadParameter(f"{value!r} has no time zone; add Z for UTC")
     return parsed
+
+
+def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    try:
+        return None if value is None else parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _context_options(func: Any) -> Any:
@@ -332,7 +332,7 @@ Examples:
     "--timeout",
     metavar="SECONDS",
     type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
+    default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Give up on a connection or a read that is silent this long (then retry).",
 )
@@ -340,21 +340,22 @@ Examples:
     "--attempts",
     metavar="N",
     type=click.IntRange(min=1),
-    default=5,
+    default=DEFAULT_ATTEMPTS,
     show_default=True,
     help="Tries per HTTP(S) download: throttling (429), 5xx errors, dropped connections, "
     "timeouts and damaged bodies are retried, with exponential backoff.",
 )
 @click.option(
     "--max-size",
-    "max_size",
+    "max_bytes",
     metavar="SIZE",
+    callback=_parse_size,
     help="Refuse an archive whose content is larger, declared or decompressed: bytes, or "
     "a number with K, M, G or T (binary, e.g. 500M, 1.5G) "
     "(default: the free space where the result is rebuilt).",
 )
 def get(
-    result: str, output: Path | None, timeout: float, attempts: int, max_size: str | None
+    result: str, output: Path | None, timeout: float, attempts: int, max_bytes: int | None
 ) -> None:
     """Download RESULT, verify every byte, and rebuild its tree in a directory.
 
@@ -362,20 +363,13 @@ def get(
     only when everything checked out. Archives larger than --max-size (or than the free
     space) are refused as decompression bombs.
     """
-    from ._download import parse_size
-
-    try:
-        max_bytes = None if max_size is None else parse_size(max_size)
-    except ValueError as exc:
-        ctx = click.get_current_context()
-        raise click.BadParameter(str(exc), ctx=ctx, param_hint="'--max-size'") from None
     loaded = _load_result(result)
     description = loaded if isinstance(loaded, ResultDescription) else _api.describe(loaded)
     report = _api.get(description, output, timeout=timeout, attempts=attempts, max_bytes=max_bytes)
     note = f", {report.unverified} without a recorded SHA-256" if report.unverified else ""
     click.echo(
         f"verified {report.verified} of {report.verified + report.unverified} downloads by size "
-        f"and SHA-256{note}; {report.files} files ({_human_size(report.bytes)}) in {report.target}"
+        f"and SHA-256{note}; {report.files} files ({format_size(report.bytes)}) in {report.target}"
     )
 
 

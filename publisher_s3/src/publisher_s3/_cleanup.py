@@ -14,10 +14,26 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-__all__ = ["WriteLog", "unsent"]
+from ._client import attempts_of
+
+__all__ = ["WriteLog", "started_now", "unsent", "uploads_of"]
 
 _log = logging.getLogger(__name__)
 _CLOCK_SLACK = timedelta(seconds=1)
+
+
+def started_now() -> datetime:
+    """Now, less the clock slack: what a store may stamp on an object created from now on."""
+    return datetime.now(timezone.utc) - _CLOCK_SLACK
+
+
+def uploads_of(client: Any, bucket: str, key: str) -> list[str]:
+    """Ids of the incomplete multipart uploads of exactly ``key``."""
+    found: list[str] = []
+    paginator = client.get_paginator("list_multipart_uploads")
+    for page in paginator.paginate(Bucket=bucket, Prefix=key):
+        found += [u["UploadId"] for u in page.get("Uploads", []) if u["Key"] == key]
+    return found
 
 
 class WriteLog:
@@ -25,7 +41,7 @@ class WriteLog:
 
     def __init__(self, client: Any, bucket: str) -> None:
         self.client, self.bucket = client, bucket
-        self.started = datetime.now(timezone.utc) - _CLOCK_SLACK
+        self.started = started_now()
         self._lock = threading.Lock()
         self._keys: dict[str, str | None] = {}  # key -> version id it created, if known
         self._uploads: dict[str, str] = {}  # upload id -> key
@@ -103,20 +119,12 @@ class WriteLog:
             _log.warning("publish failed; could not remove: %s", ", ".join(left[:20]))
         return left
 
-    def uploads_of(self, key: str) -> list[str]:
-        """Ids of the incomplete multipart uploads of exactly ``key``."""
-        found: list[str] = []
-        paginator = self.client.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
-            found += [u["UploadId"] for u in page.get("Uploads", []) if u["Key"] == key]
-        return found
-
     def _abort_uploads(self) -> list[str]:
         left: list[str] = []
         uploads = dict(self._uploads)
         for key in self._creating:  # the reply was lost: find the upload by its key
             try:
-                uploads.update(dict.fromkeys(self.uploads_of(key), key))
+                uploads.update(dict.fromkeys(uploads_of(self.client, self.bucket, key), key))
             except Exception:
                 left.append(f"a multipart upload of {key}")
         for upload_id, key in uploads.items():
@@ -164,8 +172,6 @@ def unsent(exc: BaseException) -> bool:
         NoCredentialsError,
         ParamValidationError,
     )
-
-    from ._client import attempts_of
 
     if isinstance(exc, (NoCredentialsError, ParamValidationError)):
         return True

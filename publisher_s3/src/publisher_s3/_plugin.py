@@ -6,7 +6,6 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -97,7 +96,7 @@ def publish(
     params, key, entries = _read(spec, source, context)
     try:
         client, region = make_client(params.endpoint, params.region, params.bucket, settings)
-        with _closing(client):
+        with contextlib.closing(client):  # its connections, broken ones included
             upload = (ArchiveUpload if params.archive else DirectoryUpload)(
                 client, params.bucket, key, settings
             )
@@ -119,15 +118,6 @@ def publish(
         manifest_version_id=outcome.version_id if directory else None,
     )
     return PublishedResult(type="s3", params=unstructure_params(result))
-
-
-@contextlib.contextmanager
-def _closing(client: Any) -> Iterator[None]:
-    """Close the client's connections when done, broken ones included."""
-    try:
-        yield
-    finally:
-        client.close()
 
 
 def _presign(client: Any, bucket: str, key: str, lifetime: int, version: str | None) -> str:
@@ -166,18 +156,18 @@ def _manifest(client: Any, params: S3Result, attempts: int) -> Manifest:
                 data = body.read()
             return Manifest.from_checked_bytes(data, params.manifest_checksum_sha256, where)
         except (BotoCoreError, IntegrityError) as exc:
-            if attempt == attempts and isinstance(exc, IntegrityError):
-                raise IntegrityError(f"{exc} (read {attempts} times)") from None
-            if attempt == attempts:
-                text = " ".join(str(exc).split())
-                raise DownloadError(
-                    f"reading manifest {where} failed after {attempts} attempts: "
-                    f"{type(exc).__name__}: {text}"
-                ) from None
-            _log.debug("reading manifest %s failed (%s); reading it again", where, exc)
+            failure = exc
+        _log.debug("reading manifest %s failed (%s)", where, failure)
+        if attempt < attempts:
             jitter = random.random()  # noqa: S311 - backoff jitter, not a secret
             time.sleep(min(_READ_BACKOFF_CAP, _READ_BACKOFF * 2**attempt) * jitter)
-    raise AssertionError("unreachable")
+    if isinstance(failure, IntegrityError):
+        raise IntegrityError(f"{failure} (read {attempts} times)") from None
+    text = " ".join(str(failure).split())
+    raise DownloadError(
+        f"reading manifest {where} failed after {attempts} attempts: "
+        f"{type(failure).__name__}: {text}"
+    ) from None
 
 
 def _listed(client: Any, params: S3Result) -> list[tuple[str, int]]:
@@ -197,20 +187,18 @@ def describe_result(params: S3Result, settings: S3Settings) -> ResultDescription
     """Pre-signed GET URLs for the archive, or for every file of a directory result."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    expires = datetime.now(timezone.utc) + timedelta(seconds=settings.url_lifetime)
-    name = result_name(params.key)
     try:
         client, _ = make_client(params.endpoint, params.region, params.bucket, settings)
-        with _closing(client):
-            return _describe(client, params, settings, name, expires)
+        with contextlib.closing(client):  # its connections, broken ones included
+            return _describe(client, params, settings)
     except (BotoCoreError, ClientError) as exc:
         raise DownloadError(describe_client_error(exc, params.bucket, params.key)) from exc
 
 
-def _describe(
-    client: Any, params: S3Result, settings: S3Settings, name: str, expires: datetime
-) -> ResultDescription:
+def _describe(client: Any, params: S3Result, settings: S3Settings) -> ResultDescription:
     lifetime = settings.url_lifetime
+    expires = datetime.now(timezone.utc) + timedelta(seconds=lifetime)
+    name = result_name(params.key)
     if not params.key.endswith("/"):
         item = DownloadItem(
             path=params.key.rsplit("/", 1)[-1],

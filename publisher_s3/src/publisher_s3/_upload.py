@@ -38,8 +38,8 @@ from publisher_core import (
     write_archive,
 )
 
-from ._cleanup import WriteLog
-from ._client import client_credentials, describe_client_error
+from ._cleanup import WriteLog, started_now, uploads_of
+from ._client import attempts_of, client_credentials, describe_client_error
 from ._helpers import Helper, helper_count
 from ._spec import MIB, S3Settings
 
@@ -128,6 +128,7 @@ class _Multipart:
         self, client: Any, log: WriteLog, bucket: str, key: str, content_type: str
     ) -> None:
         self.client, self.log, self.bucket, self.key = client, log, bucket, key
+        self.started = started_now()  # the object a lost Complete made is newer
         log.creating(key)
         try:
             reply = client.create_multipart_upload(
@@ -152,7 +153,7 @@ class _Multipart:
         do not all report when an upload began, so age cannot tell them apart).
         """
         try:
-            for upload_id in self.log.uploads_of(self.key):
+            for upload_id in uploads_of(self.client, self.bucket, self.key):
                 if upload_id != self.upload_id:
                     _log.debug("aborting a lost upload of s3://%s/%s", self.bucket, self.key)
                     self.client.abort_multipart_upload(
@@ -214,19 +215,22 @@ class _Multipart:
         """
         from botocore.exceptions import ClientError
 
-        from ._client import attempts_of
-
         if not isinstance(exc, ClientError) or (attempts_of(exc) or 1) < 2:
             return None
         if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
             return None
-        digests = b"".join(bytes.fromhex(self.parts[n][0].strip('"')) for n in sorted(self.parts))
+        try:
+            digests = b"".join(
+                bytes.fromhex(self.parts[n][0].strip('"')) for n in sorted(self.parts)
+            )
+        except ValueError:  # a store whose part ETags are not MD5s: cannot tell
+            return None
         expected = f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(self.parts)}"'
         try:
             head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=self.key)
         except ClientError:
             return None
-        if head.get("ETag") != expected or head["LastModified"] < self.log.started:
+        if head.get("ETag") != expected or head["LastModified"] < self.started:
             return None
         _log.debug("s3://%s/%s was completed by a lost attempt", self.bucket, self.key)
         return head

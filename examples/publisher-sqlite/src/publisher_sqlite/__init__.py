@@ -37,7 +37,7 @@ class SqliteResult:
 
     database: str
     key: str
-    checksum_sha256: str | None = None
+    checksum_sha256: str | None = attrs.field(default=None, validator=pc.sha256_validator())
 
 
 @pc.hookimpl

@@ -12,7 +12,6 @@ writes a generated tree to disk and :func:`snapshot` reads a directory back for 
 
 from __future__ import annotations
 
-import base64
 import os
 import unicodedata
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from typing import Any, Union, cast
 
 from hypothesis import strategies as st
 
+from .._archive import sha256_b64
 from .._keys import PLACEHOLDERS
 from .._models import PublishContext, PublishedResult
 
@@ -239,7 +239,7 @@ def specs(
 
 def checksums() -> st.SearchStrategy[str]:
     """``ChecksumSHA256`` values: base64 of 32 bytes, as S3 and the manifests write them."""
-    return st.binary(min_size=32, max_size=32).map(lambda b: base64.b64encode(b).decode())
+    return st.binary(min_size=32, max_size=32).map(sha256_b64)
 
 
 def published_results(
