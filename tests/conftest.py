@@ -20,6 +20,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 pytest_plugins = ["tests.s3_servers", "tests.fault_table"]
 
 PLUGINS = Path(__file__).parent / "plugins"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BIN = Path(sys.executable).parent
 
 
@@ -75,6 +76,31 @@ def cli(tmp_path: Path):
     return run
 
 
+@pytest.fixture
+def cli_in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run the CLI in this process (faster than ``cli``): same exit code, stdout, stderr.
+
+    ``env`` is set for the test; the registry is rebuilt around each run, since it reads
+    ``PUBLISHER_DISABLED`` and ``sys.path`` when it is built.
+    """
+    from publisher_core import cli as publisher_cli
+    from publisher_core._api import default_registry
+
+    def run(*args: str, env: dict[str, str] | None = None) -> CLIResult:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        default_registry.cache_clear()
+        capsys.readouterr()
+        try:
+            code = publisher_cli.run(list(args))
+        finally:
+            default_registry.cache_clear()
+        captured = capsys.readouterr()
+        return CLIResult(code, captured.out, captured.err)
+
+    return run
+
+
 def _pip_install_target(target: Path, *projects: Path) -> None:
     subprocess.run(
         [
@@ -101,24 +127,19 @@ def third_party(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     """Fake third-party distributions, each installed (with metadata) into its own folder.
 
     ``working``: Type ``memo``; ``broken``: fails on import, and one with invalid hooks;
-    ``duplicate``: claims Type ``local`` a second time.
+    ``duplicate``: claims Type ``local`` a second time; ``raising``: hooks that raise;
+    ``sqlite``: the example publisher in examples/publisher-sqlite.
     """
     base = tmp_path_factory.mktemp("third-party")
     folders = {
         "working": [PLUGINS / "memo_publisher"],
         "broken": [PLUGINS / "broken_publisher"],
         "duplicate": [PLUGINS / "duplicate_publisher"],
+        "raising": [PLUGINS / "raising_publisher"],
+        "sqlite": [EXAMPLES / "publisher-sqlite"],
     }
     installed: dict[str, Path] = {}
     for name, projects in folders.items():
         _pip_install_target(base / name, *projects)
         installed[name] = base / name
     yield installed
-
-
-@pytest.fixture(scope="session")
-def raising_publisher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Type ``raising`` installed like ``third_party``'s: a plugin whose hooks raise."""
-    target = tmp_path_factory.mktemp("raising-publisher")
-    _pip_install_target(target, PLUGINS / "raising_publisher")
-    return target

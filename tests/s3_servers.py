@@ -62,6 +62,17 @@ class S3Server:
         return bucket
 
 
+def s3_spec(server: S3Server, bucket: str, key: str, compress: bool) -> dict[str, Any]:
+    """A spec document for ``key`` in ``bucket`` on ``server``."""
+    return {
+        "Type": "s3",
+        "Bucket": bucket,
+        "Key": key,
+        "Compress": compress,
+        "Endpoint": server.endpoint,
+    }
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[S3Server]:
     """moto's S3 over HTTP on a free loopback port, for the whole session."""

@@ -30,8 +30,7 @@ from typing import Any
 import pytest
 
 from publisher_core import TreeEntry, dump_document, publish, result_to_document, scan_tree
-from publisher_core._api import default_registry
-from publisher_core.cli import run
+from tests.conftest import CLIResult
 from tests.trees import build
 
 LONG = "k" * 1100  # a key over the 1024-byte limit
@@ -893,24 +892,31 @@ ALL_IDS = [
 
 
 def invoke(
+    cli_in_process: Callable[..., CLIResult],
     argv: list[str],
-    tmp_path: Path,
+    where: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
     env: dict[str, str] | None = None,
-) -> tuple[int, str, str]:
-    """Run the CLI in process in ``tmp_path``, local root ``tmp_path/root``: code, out, err."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PUBLISHER_LOCAL_ROOT", str(tmp_path / "root"))
-    for name, value in (env or {}).items():
-        monkeypatch.setenv(name, value)
-    default_registry.cache_clear()  # the registry reads PUBLISHER_DISABLED and sys.path when built
-    try:
-        code = run(argv)
-    finally:
-        default_registry.cache_clear()
-    out, err = capsys.readouterr()
-    return code, out, err
+) -> CLIResult:
+    """Run the CLI in process in ``where``, local root ``where/root``."""
+    monkeypatch.chdir(where)
+    monkeypatch.setenv("PUBLISHER_LOCAL_ROOT", str(where / "root"))
+    return cli_in_process(*argv, env=env)
+
+
+@pytest.fixture
+def refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_in_process: Callable[..., CLIResult]
+) -> Callable[..., None]:
+    """Run a command in ``tmp_path`` and check the corpus's promise (see assert_refused)."""
+
+    def check(
+        argv: list[str], exit_code: int, pattern: str, env: dict[str, str] | None = None
+    ) -> None:
+        ran = invoke(cli_in_process, argv, tmp_path, monkeypatch, env)
+        assert_refused(ran.code, ran.out, ran.err, exit_code, pattern, tmp_path / "root")
+
+    return check
 
 
 def stored(root: Path) -> list[Path]:
@@ -943,13 +949,11 @@ def test_bad_input_gets_exit_2_and_one_line_naming_it(
     env: dict[str, str],
     pattern: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    refuses: Callable[..., None],
 ) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    code, out, err = invoke(argv, tmp_path, monkeypatch, capsys, env)
-    assert_refused(code, out, err, 2, pattern, tmp_path / "root")
+    refuses(argv, 2, pattern, env)
     assert not (tmp_path / "root").exists()  # not even made
 
 
@@ -959,12 +963,10 @@ def test_an_unpublishable_tree_gets_exit_1_and_one_line_naming_it(
     spec: str,
     pattern: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    refuses: Callable[..., None],
 ) -> None:
     make(build(GOOD_TREE, tmp_path / "result"))
-    code, out, err = invoke(["publish", spec, "result"], tmp_path, monkeypatch, capsys)
-    assert_refused(code, out, err, 1, pattern, tmp_path / "root")
+    refuses(["publish", spec, "result"], 1, pattern)
 
 
 @pytest.mark.parametrize(("change", "spec", "pattern"), per_mode(CHANGING_CASES))
@@ -974,12 +976,11 @@ def test_a_tree_changing_during_publish_gets_exit_1_and_one_line_naming_it(
     pattern: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    refuses: Callable[..., None],
 ) -> None:
     build(GOOD_TREE, tmp_path / "result")
     change_after_scan(monkeypatch, change)
-    code, out, err = invoke(["publish", spec, "result"], tmp_path, monkeypatch, capsys)
-    assert_refused(code, out, err, 1, pattern, tmp_path / "root")
+    refuses(["publish", spec, "result"], 1, pattern)
 
 
 def unprivileged_user() -> pwd.struct_passwd:
@@ -1064,7 +1065,7 @@ def test_an_unreadable_entry_gets_exit_1_and_one_line_naming_it(
     pattern: str,
     workdir: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli_in_process: Callable[..., CLIResult],
 ) -> None:
     result = build(GOOD_TREE, workdir / "result")
     for entry in [result, *result.rglob("*")]:  # readable by anyone, whatever the umask
@@ -1075,7 +1076,8 @@ def test_an_unreadable_entry_gets_exit_1_and_one_line_naming_it(
         if os.geteuid() == 0:  # root reads files whatever their mode
             code, out, err = run_unprivileged(argv, workdir)
         else:
-            code, out, err = invoke(argv, workdir, monkeypatch, capsys)
+            ran = invoke(cli_in_process, argv, workdir, monkeypatch)
+            code, out, err = ran.code, ran.out, ran.err
     finally:
         (result / path).chmod(0o755)
     assert_refused(code, out, err, 1, pattern, workdir / "root")
@@ -1093,8 +1095,7 @@ def test_a_bad_record_gets_its_exit_code_and_one_line_naming_it(
     exit_code: int,
     pattern: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    refuses: Callable[..., None],
 ) -> None:
     source = build(GOOD_TREE, tmp_path / "source")
     result = publish(
@@ -1105,15 +1106,8 @@ def test_a_bad_record_gets_its_exit_code_and_one_line_naming_it(
     doc = result_to_document(result)
     (tmp_path / "r.yaml").write_text(tamper(doc, Path(result.params["Path"])))
     argv = [command, "r.yaml", *(["-o", "out"] if command == "get" else [])]
-    code, out, err = invoke(argv, tmp_path, monkeypatch, capsys)
-    assert_refused(code, out, err, exit_code, pattern, tmp_path / "root")
+    refuses(argv, exit_code, pattern)
     assert not (tmp_path / "out").exists()
-
-
-@pytest.fixture
-def plugin_folders(third_party: dict[str, Path], raising_publisher: Path) -> dict[str, Path]:
-    """The folders the fake third-party distributions are installed in, by name."""
-    return {**third_party, "raising": raising_publisher}
 
 
 @pytest.mark.parametrize(
@@ -1127,13 +1121,12 @@ def test_a_bad_plugin_gets_its_exit_code_and_one_line_naming_it(
     argv: list[str],
     exit_code: int,
     pattern: str,
-    plugin_folders: dict[str, Path],
+    third_party: dict[str, Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    refuses: Callable[..., None],
 ) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    monkeypatch.syspath_prepend(str(plugin_folders[folder]))  # the registry reads sys.path
-    code, out, err = invoke(argv, tmp_path, monkeypatch, capsys)
-    assert_refused(code, out, err, exit_code, pattern, tmp_path / "root")
+    monkeypatch.syspath_prepend(str(third_party[folder]))  # the registry reads sys.path
+    refuses(argv, exit_code, pattern)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from publisher_core.testing import PublisherContract
-from tests.s3_servers import S3Server
+from tests.s3_servers import S3Server, s3_spec
 
 SERVERS = ["moto", "ceph"] if os.environ.get("PUBLISHER_TEST_CEPH") else ["moto"]
 
@@ -28,13 +28,7 @@ class TestS3PublisherContract(PublisherContract):
         self.bucket = s3.new_bucket()
 
     def spec(self, key: str, *, compress: bool) -> dict[str, Any]:
-        return {
-            "Type": "s3",
-            "Bucket": self.bucket,
-            "Key": key,
-            "Compress": compress,
-            "Endpoint": self.server.endpoint,
-        }
+        return s3_spec(self.server, self.bucket, key, compress)
 
     def stored(self) -> set[str]:
         client = self.server.client()

@@ -16,7 +16,7 @@ import tarfile
 import threading
 import types
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,7 +37,6 @@ from publisher_core import (
     UnsafePathError,
     _download,
     _extract,
-    cli,
     download,
     get,
     sha256_b64,
@@ -45,6 +44,7 @@ from publisher_core import (
 from publisher_core._documents import description_to_document, dump_document
 from publisher_core._download import parse_size
 from publisher_core._extract import extract_archive
+from tests.conftest import CLIResult
 
 
 def item_for(
@@ -60,12 +60,19 @@ def item_for(
     )
 
 
-def tar_gz(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+def tar_raw(
+    members: list[tuple[tarfile.TarInfo, bytes | None]], fmt: int = tarfile.PAX_FORMAT
+) -> bytes:
+    """An uncompressed tar, to be padded or compressed by hand."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
         for info, data in members:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     return buffer.getvalue()
+
+
+def tar_gz(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    return gzip.compress(tar_raw(members))
 
 
 def member(
@@ -358,17 +365,6 @@ def test_the_default_target_must_be_a_plain_name(tmp_path, monkeypatch, name):
 
 
 # --- decompression bombs -------------------------------------------------------------
-
-
-def tar_raw(
-    members: list[tuple[tarfile.TarInfo, bytes | None]], fmt: int = tarfile.PAX_FORMAT
-) -> bytes:
-    """An uncompressed tar, to be padded or compressed by hand."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
-        for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buffer.getvalue()
 
 
 @pytest.fixture(params=["isal", "zlib"])
@@ -892,22 +888,25 @@ def test_out_of_range_options_are_value_errors(tmp_path):
 
 
 def run_get(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, items: tuple[DownloadItem, ...], *args: str
+    cli_in_process: Callable[..., CLIResult],
+    tmp_path: Path,
+    items: tuple[DownloadItem, ...],
+    *args: str,
 ) -> tuple[int, str, str]:
     """Run 'publisher get' in-process on a description of ``items``: (code, out, err)."""
     document = tmp_path / "download.json"
     description = ResultDescription(type="t", name="n", items=items)
     document.write_text(dump_document(description_to_document(description), "json"))
-    capsys.readouterr()
-    code = cli.run(["get", str(document), "-o", str(tmp_path / "out"), *args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    ran = cli_in_process("get", str(document), "-o", str(tmp_path / "out"), *args)
+    return ran.code, ran.out, ran.err
 
 
-def test_cli_attempts_and_timeout(flaky, pauses, tmp_path, capsys):
+def test_cli_attempts_and_timeout(flaky, pauses, tmp_path, cli_in_process):
     """--attempts bounds the tries and --timeout the silence: one error line, exit 1."""
     item = flaky.add("a.bin", PAYLOAD, then="stall")
-    code, out, err = run_get(capsys, tmp_path, (item,), "--attempts", "2", "--timeout", "0.3")
+    code, out, err = run_get(
+        cli_in_process, tmp_path, (item,), "--attempts", "2", "--timeout", "0.3"
+    )
     assert (code, out) == (1, "")
     assert err == (
         f"error: GET {flaky.base}/a.bin?<redacted> failed after 2 attempts: timed out after 0.3 s\n"
@@ -916,22 +915,22 @@ def test_cli_attempts_and_timeout(flaky, pauses, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_retries_by_default(flaky, pauses, tmp_path, capsys):
+def test_cli_retries_by_default(flaky, pauses, tmp_path, cli_in_process):
     """Without options, four failures of five attempts still succeed."""
     item = flaky.add("a.bin", PAYLOAD, script=["503", "reset", "corrupt", "xml"])
-    code, out, err = run_get(capsys, tmp_path, (item,))
+    code, out, err = run_get(cli_in_process, tmp_path, (item,))
     assert (code, err) == (0, "")
     assert out.startswith("verified 1 of 1 downloads")
     assert (tmp_path / "out" / "a.bin").read_bytes() == PAYLOAD
 
 
 @pytest.mark.parametrize(("size", "ok"), [("1K", False), ("4096", False), ("4.1k", True)])
-def test_cli_max_size(tmp_path, capsys, size, ok):
+def test_cli_max_size(tmp_path, cli_in_process, size, ok):
     """--max-size bounds what an archive may unpack to."""
     archive = tmp_path / "r.tar.gz"
     archive.write_bytes(tar_gz([member("a.bin", data=b"a" * 4097)]))
     code, out, err = run_get(
-        capsys, tmp_path, (item_for(archive, "r.tar.gz", archive=True),), "--max-size", size
+        cli_in_process, tmp_path, (item_for(archive, "r.tar.gz", archive=True),), "--max-size", size
     )
     if ok:
         assert (code, err) == (0, "")
@@ -947,9 +946,9 @@ def test_cli_max_size(tmp_path, capsys, size, ok):
 
 
 @pytest.mark.parametrize("size", ["12X", "-1", "1KB", "", "M", "1e3", "1.2.3"])
-def test_cli_rejects_a_bad_max_size(tmp_path, capsys, size):
+def test_cli_rejects_a_bad_max_size(tmp_path, cli_in_process, size):
     """A bad SIZE is a usage error naming the value and the accepted forms; nothing runs."""
-    code, out, err = run_get(capsys, tmp_path, (), "--max-size", size)
+    code, out, err = run_get(cli_in_process, tmp_path, (), "--max-size", size)
     assert (code, out) == (2, "")
     assert err.startswith(f"error: Invalid value for '--max-size': {size!r} is not a size: ")
     assert "K, M, G or T (or KiB, MiB, GiB, TiB; any case)" in err

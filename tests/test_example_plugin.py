@@ -13,17 +13,15 @@ from typing import Any
 import pytest
 
 from publisher_core.testing import PublisherContract, snapshot
-from tests.conftest import _pip_install_target
+from tests.conftest import EXAMPLES
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "publisher-sqlite"
+EXAMPLE = EXAMPLES / "publisher-sqlite"
 
 
 @pytest.fixture(scope="session")
-def sqlite_publisher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/publisher-sqlite installed (with its metadata) into a folder of its own."""
-    target = tmp_path_factory.mktemp("publisher-sqlite")
-    _pip_install_target(target, EXAMPLE)
-    return target
+def sqlite_publisher(third_party: dict[str, Path]) -> Path:
+    """The folder examples/publisher-sqlite is installed in (with its metadata)."""
+    return third_party["sqlite"]
 
 
 def with_path(folder: Path, database: Path) -> dict[str, str]:

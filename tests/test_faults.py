@@ -23,14 +23,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from publisher_core import cli
-from publisher_core._api import default_registry
+from tests.conftest import CLIResult
 from tests.fault_proxy import Action, Fault, FaultProxy, fault_proxy
 from tests.fault_table import ROWS, Row
 from tests.s3_servers import S3Server
@@ -85,7 +84,7 @@ CASES = [
 
 def result_tree(root: Path) -> Path:
     """Small files (single PUTs) and one file of two parts (a multipart upload)."""
-    build(
+    return build(
         {
             "a.txt": b"alpha\n",
             "b.txt": b"bravo\n" * 100,
@@ -95,24 +94,6 @@ def result_tree(root: Path) -> Path:
         },
         root,
     )
-    return root
-
-
-@dataclass
-class Run:
-    """The outcome of one CLI invocation, run in this process."""
-
-    code: int
-    out: str
-    err: str
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
-    default_registry.cache_clear()
-    capsys.readouterr()
-    code = cli.run(list(argv))
-    captured = capsys.readouterr()
-    return Run(code, captured.out, captured.err)
 
 
 def leftovers(server: S3Server, bucket: str, prefix: str) -> tuple[list[str], list[str]]:
@@ -186,7 +167,7 @@ def staging_left(parent: Path) -> list[str]:
 def test_fault(
     s3: S3Server,
     proxied: FaultProxy,
-    capsys: pytest.CaptureFixture[str],
+    cli_in_process: Callable[..., CLIResult],
     tmp_path: Path,
     scenario: Scenario,
     mode: str,
@@ -202,14 +183,14 @@ def test_fault(
     record = tmp_path / "result.yaml"
     fault = fault_for(scenario, mode, variant, bucket, prefix, archive_key)
     if mode.startswith("get"):
-        published = run_cli(capsys, "publish", spec, str(source))
+        published = cli_in_process("publish", spec, str(source))
         assert published.code == 0, published.err
         record.write_text(published.out)
         proxied.add(fault)
-        run = run_cli(capsys, "get", str(record), "-o", str(tmp_path / "out"), *GET_OPTIONS)
+        run = cli_in_process("get", str(record), "-o", str(tmp_path / "out"), *GET_OPTIONS)
     else:
         proxied.add(fault)
-        run = run_cli(capsys, "publish", spec, str(source))
+        run = cli_in_process("publish", spec, str(source))
         record.write_text(run.out)
     assert fault.hits > 0, f"the fault never fired: {proxied.requests}"
     proxied.clear()
@@ -220,7 +201,7 @@ def test_fault(
     if run.code == 0:
         outcome = "recovered"
         if not mode.startswith("get"):
-            fetched = run_cli(capsys, "get", str(record), "-o", str(tmp_path / "out"))
+            fetched = cli_in_process("get", str(record), "-o", str(tmp_path / "out"))
             assert fetched.code == 0, fetched.err
             expected = 1 if archive else 6  # five files and the manifest
             stray = objects[expected:] if len(objects) > expected else []
@@ -266,7 +247,7 @@ def _wait_for(proxy: FaultProxy, method: str, count: int, process: subprocess.Po
 def test_a_signal_mid_flight_cleans_up(
     s3: S3Server,
     proxied: FaultProxy,
-    capsys: pytest.CaptureFixture[str],
+    cli_in_process: Callable[..., CLIResult],
     tmp_path: Path,
     mode: str,
     sig: signal.Signals,
@@ -281,7 +262,7 @@ def test_a_signal_mid_flight_cleans_up(
     spec = spec_for(proxied, bucket, key, mode == "archive")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if mode == "get directory":
-        published = run_cli(capsys, "publish", spec, str(source))
+        published = cli_in_process("publish", spec, str(source))
         assert published.code == 0, published.err
         (tmp_path / "result.yaml").write_text(published.out)
         argv = ["get", "result.yaml", "-o", "out"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,6 +20,7 @@ from publisher_core import (
     parse_imperative,
     validate,
 )
+from publisher_core._convert import normalize_name
 
 S3_DESTINATION = {"s3": ("Bucket", "Key"), "local": ("Key",)}
 
@@ -122,13 +126,8 @@ values = st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), min_
 @given(plain, keys, st.dictionaries(st.sampled_from(["region", "endpoint", "compress"]), values))
 def test_imperative_round_trip(bucket, key, options):
     """Writing a spec in imperative form (with CSV quoting) and parsing it gives it back."""
-    import csv
-    import io
-
-    buffer = io.StringIO()
     fields = [f"s3://{bucket}/{key}"] + [f"opt={k}={v}" for k, v in options.items()]
-    csv.writer(buffer, lineterminator="").writerow(fields)
-    spec = parse(buffer.getvalue())
+    spec = parse(csv_record(fields))
     assert spec == PublisherSpec("s3", {"Bucket": bucket, "Key": key, **options})
 
 
@@ -140,9 +139,6 @@ def installed(text: str) -> PublisherSpec:
 
 def csv_record(fields: list[str]) -> str:
     """One CSV record, quoted wherever a field needs it (commas, quotes, line breaks)."""
-    import csv
-    import io
-
     buffer = io.StringIO()
     csv.writer(buffer).writerow(fields)
     return buffer.getvalue().removesuffix("\r\n")
@@ -153,7 +149,7 @@ def spellings(word: str) -> st.SearchStrategy[str]:
 
 
 option_names = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,10}", fullmatch=True).filter(
-    lambda n: n.replace("_", "").replace("-", "").lower() not in ("bucket", "key", "encoding")
+    lambda n: normalize_name(n) not in ("bucket", "key", "encoding")
 )
 any_values = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=15)
 
@@ -175,8 +171,7 @@ def imperative_specs(draw: st.DrawFn) -> tuple[str, PublisherSpec]:
             option_names,
             any_values,
             max_size=4,
-            dict_class=dict,
-        ).filter(lambda o: len({n.replace("_", "").replace("-", "").lower() for n in o}) == len(o))
+        ).filter(lambda o: len({normalize_name(n) for n in o}) == len(o))
     )
     uri = f"{type_name}://{destination}"
     fields = [

@@ -25,8 +25,7 @@ from publisher_core import (
     plan,
     publish,
 )
-from tests.s3_servers import S3Server
-from tests.test_s3_publish import spec
+from tests.s3_servers import S3Server, s3_spec
 from tests.trees import Tree, build, files, snapshot, trees
 
 # moto only (the `s3` fixture's environment, without its Ceph run) to stay fast
@@ -80,7 +79,7 @@ def test_directory_results_hold_exactly_their_files_and_round_trip(
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         source = build(tree, base / "src")
-        target: dict[str, Any] = spec(s3, bucket, TEMPLATE, False)
+        target: dict[str, Any] = s3_spec(s3, bucket, TEMPLATE, False)
         planned = plan(target, source, context=context)
         result = publish(target, source, context=context)
         key = expected_key(job, now) + "/"
@@ -122,7 +121,7 @@ def test_archive_results_are_one_checked_object_and_round_trip(
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         source = build(tree, base / "src")
-        target: dict[str, Any] = spec(s3, bucket, template, True)
+        target: dict[str, Any] = s3_spec(s3, bucket, template, True)
         planned = plan(target, source, context=context)
         result = publish(target, source, context=context)
         key = expected_key(job, now) + (suffix or ".tar.gz")

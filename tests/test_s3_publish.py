@@ -14,7 +14,6 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
@@ -30,21 +29,14 @@ from publisher_core import (
     get,
     publish,
 )
-from tests.s3_servers import S3Server
+from tests.s3_servers import s3_spec
 from tests.test_s3_spec import DECLARATIVE
 from tests.trees import build, snapshot, trees
 
 SMALL_PARTS = {"part_size": 5 * 2**20, "concurrency": 4}
 
 
-def spec(server: S3Server, bucket: str, key: str, compress: bool) -> dict[str, Any]:
-    return {
-        "Type": "s3",
-        "Bucket": bucket,
-        "Key": key,
-        "Compress": compress,
-        "Endpoint": server.endpoint,
-    }
+spec = s3_spec
 
 
 def test_directory_mode_writes_each_file_and_a_manifest(s3, result_dir):
