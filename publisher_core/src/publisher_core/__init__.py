@@ -38,6 +38,7 @@ from ._errors import (
     SpecError,
     TargetExistsError,
     UnsafePathError,
+    quoted,
 )
 from ._imperative import parse_imperative
 from ._keys import (
@@ -123,6 +124,7 @@ __all__ = [
     "parse_imperative",
     "plan",
     "publish",
+    "quoted",
     "redact_url",
     "render_key",
     "result_from_document",

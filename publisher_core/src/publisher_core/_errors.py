@@ -18,6 +18,7 @@ string of a pre-signed URL.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 
 __all__ = [
@@ -29,7 +30,34 @@ __all__ = [
     "SpecError",
     "TargetExistsError",
     "UnsafePathError",
+    "quoted",
 ]
+
+QUOTE_LIMIT = 80
+"""Characters of a value an error message quotes, at most (see :func:`quoted`)."""
+
+
+class _BoundedRepr(reprlib.Repr):
+    """``repr`` that looks at a bounded part of a value, however large or shared it is."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.maxstring = self.maxother = self.maxlong = limit
+        self.maxlevel = 3
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = 6
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for quoting input in a message.
+
+    The work is bounded too: a YAML alias bomb (a small document whose aliases expand to
+    billions of values) or a megabyte string costs no more to quote than a short value.
+    Control characters stay escaped, as ``repr`` shows them.
+    """
+    text = _BoundedRepr(limit).repr(value)
+    if len(text) > limit + 3:
+        text = text[:limit] + "..."
+    return text
 
 
 class PublisherError(Exception):
