@@ -5,12 +5,17 @@ reply cannot leave an object (a manifest above all) that clean-up does not know 
 Deletion is version-aware: in a versioned bucket a plain delete would only hide an
 earlier good result behind a delete marker, so the versions this publish created are
 deleted instead, and the earlier result stays the latest.
+
+A CompleteMultipartUpload whose reply never came (an interrupt, a lost connection) may
+still turn the upload into an object after clean-up began: such an upload cannot be
+aborted any more, so clean-up waits a little for the object to appear and removes it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,6 +25,9 @@ __all__ = ["WriteLog", "started_now", "unsent", "uploads_of"]
 
 _log = logging.getLogger(__name__)
 _CLOCK_SLACK = timedelta(seconds=1)
+LATE_COMPLETE_WAIT = 5.0
+"""Seconds clean-up watches for the object of a completion whose reply never came."""
+_LATE_COMPLETE_POLL = 0.2
 
 
 def started_now() -> datetime:
@@ -46,6 +54,7 @@ class WriteLog:
         self._keys: dict[str, str | None] = {}  # key -> version id it created, if known
         self._uploads: dict[str, str] = {}  # upload id -> key
         self._creating: set[str] = set()  # keys whose CreateMultipartUpload got no reply
+        self._completing: set[str] = set()  # upload ids whose Complete was sent
 
     def writing(self, key: str) -> None:
         """Record ``key`` before the request that may create it."""
@@ -89,23 +98,45 @@ class WriteLog:
             self._creating.discard(key)
             self._uploads[upload_id] = key
 
+    def completing(self, upload_id: str) -> None:
+        """Record a CompleteMultipartUpload about to be sent."""
+        with self._lock:
+            self._completing.add(upload_id)
+
     def completed(self, upload_id: str) -> None:
         """Forget an upload that was completed (its key is recorded separately)."""
         with self._lock:
             self._uploads.pop(upload_id, None)
+            self._completing.discard(upload_id)
 
     def cleanup(self) -> list[str]:
-        """Abort open uploads and delete what was written; return what could not be removed."""
-        left = self._abort_uploads()
-        versioned = self._versioned()
+        """Abort open uploads and delete what was written; return what could not be removed.
+
+        The caller reports what is left (in its error, or as a warning after an interrupt).
+        """
+        with self._lock:  # a request still in flight may report while this runs
+            keys = dict(self._keys)
+            uploads = dict(self._uploads)
+            creating = set(self._creating)
+            completing = {u: k for u, k in uploads.items() if u in self._completing}
+        left, landing = self._abort_uploads(uploads, creating, completing)
+        versioned = self._versioned(keys)
+        for key in landing:
+            _log.debug("s3://%s/%s: waiting for a completion with no reply", self.bucket, key)
+            self._await_completion(key, versioned)
         objects: list[dict[str, str]] = []
-        for key, version in self._keys.items():
+        for key, version in keys.items():
             if version is not None:
                 objects.append({"Key": key, "VersionId": version})
             elif versioned:
                 objects += self._versions_since_start(key, left)
             else:
                 objects.append({"Key": key})
+        left += self._delete(objects)
+        return left
+
+    def _delete(self, objects: list[dict[str, str]]) -> list[str]:
+        left: list[str] = []
         for start in range(0, len(objects), 1000):
             batch = objects[start : start + 1000]
             try:
@@ -115,14 +146,19 @@ class WriteLog:
                 left += [e.get("Key", "?") for e in reply.get("Errors", [])]
             except Exception:
                 left += [o["Key"] for o in batch]
-        if left:
-            _log.warning("publish failed; could not remove: %s", ", ".join(left[:20]))
         return left
 
-    def _abort_uploads(self) -> list[str]:
+    def _abort_uploads(
+        self, uploads: dict[str, str], creating: set[str], completing: dict[str, str]
+    ) -> tuple[list[str], list[str]]:
+        """Abort ``uploads``; return what is left and the keys a completion may still create.
+
+        An upload whose CompleteMultipartUpload was sent and that is gone when aborted
+        (NoSuchUpload) was completed, or is being completed, by the store.
+        """
         left: list[str] = []
-        uploads = dict(self._uploads)
-        for key in self._creating:  # the reply was lost: find the upload by its key
+        landing: list[str] = []
+        for key in creating:  # the reply was lost: find the upload by its key
             try:
                 uploads.update(dict.fromkeys(uploads_of(self.client, self.bucket, key), key))
             except Exception:
@@ -130,12 +166,42 @@ class WriteLog:
         for upload_id, key in uploads.items():
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            except Exception:
-                left.append(f"the multipart upload of {key}")
-        return left
+            except Exception as exc:
+                if upload_id in completing and _error_code(exc) in ("NoSuchUpload", "404"):
+                    landing.append(key)
+                else:
+                    left.append(f"the multipart upload of {key}")
+        return left, landing
 
-    def _versioned(self) -> bool:
-        if all(version is not None for version in self._keys.values()):
+    def _await_completion(self, key: str, versioned: bool) -> None:
+        """Wait until the object a completion sent before the failure appears, or a while.
+
+        Objects of ``key`` older than this publish do not count; what is newer was made
+        from this publish's parts (an upload id is known only to its creator).
+        """
+        deadline = time.monotonic() + LATE_COMPLETE_WAIT
+        while True:
+            left: list[str] = []
+            if versioned:
+                found = self._versions_since_start(key, left)
+            else:
+                found = self._newer_object(key, left)
+            if found or left or time.monotonic() >= deadline:
+                return  # there to delete, or cannot tell, or never completed
+            time.sleep(_LATE_COMPLETE_POLL)
+
+    def _newer_object(self, key: str, left: list[str]) -> list[dict[str, str]]:
+        """``key`` in an unversioned bucket, if this publish may have created it."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _error_code(exc) not in ("NoSuchKey", "404"):
+                left.append(key)
+            return []
+        return [{"Key": key}] if head["LastModified"] >= self.started else []
+
+    def _versioned(self, keys: dict[str, str | None]) -> bool:
+        if all(version is not None for version in keys.values()):
             return False  # every version is known; no need to ask
         try:
             reply = self.client.get_bucket_versioning(Bucket=self.bucket)
@@ -155,6 +221,12 @@ class WriteLog:
             for v in listed.get("Versions", [])
             if v["Key"] == key and v["LastModified"] >= self.started
         ]
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def unsent(exc: BaseException) -> bool:

@@ -69,7 +69,16 @@ def _entry(document: list[Any]) -> TreeEntry:
 
 
 _LOG_CALLS = frozenset(
-    {"writing", "forget", "written", "creating", "forget_upload", "created", "completed"}
+    {
+        "writing",
+        "forget",
+        "written",
+        "creating",
+        "forget_upload",
+        "created",
+        "completing",
+        "completed",
+    }
 )
 """Reports that are calls on the parent's clean-up log (named after its methods)."""
 
@@ -198,6 +207,9 @@ class _ReportingLog:
 
     def created(self, key: str, upload_id: str) -> None:
         self.send("created", key, upload_id)
+
+    def completing(self, upload_id: str) -> None:
+        self.send("completing", upload_id)
 
     def completed(self, upload_id: str) -> None:
         self.send("completed", upload_id)

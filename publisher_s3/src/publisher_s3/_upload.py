@@ -6,11 +6,18 @@ streams tar -> gzip (ISA-L) -> SHA-256 -> parts: a small archive is one PutObjec
 one a multipart upload whose parts go up while compression continues. Memory stays
 bounded by the part size times the parts in flight; nothing is staged on disk. The first
 failure stops the rest, and everything written is removed (see ``_cleanup``).
+
+Both modes do their work in a thread while the calling thread only waits, so an interrupt
+(Ctrl-C, SIGTERM: raised in the main thread) never lands inside a request or inside the
+compressor's queues. The interrupted thread asks the work to stop, waits up to
+``INTERRUPT_GRACE`` seconds for the requests in flight to return (so that clean-up knows
+everything they created), then cleans up and re-raises the interrupt.
 """
 
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import functools
 import hashlib
@@ -19,12 +26,13 @@ import mimetypes
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import attrs
 from isal import igzip_threaded, isal_zlib
 
 from publisher_core import (
+    ArchiveSummary,
     BinarySink,
     GzipStream,
     Manifest,
@@ -47,7 +55,11 @@ __all__ = ["ArchiveUpload", "DirectoryUpload", "UploadOutcome", "part_size_for"]
 
 _log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 ARCHIVE_CONTENT_TYPE = "application/gzip"
+INTERRUPT_GRACE = 5.0
+"""Seconds an interrupted publish waits for its requests in flight before cleaning up."""
 _ARCHIVE_PARTS_IN_FLIGHT = 4
 MAX_PARTS = 10_000
 MAX_PART_SIZE = 5 * 1024 * MIB
@@ -83,21 +95,59 @@ def _crc32(data: bytes) -> str:
     return base64.b64encode(isal_zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
 
 
+def _listing(left: list[str]) -> str:
+    shown = ", ".join(left[:10])
+    return shown + (f" and {len(left) - 10} more" if len(left) > 10 else "")
+
+
 def _fail(exc: BaseException, log: WriteLog, bucket: str, key: str) -> NoReturn:
     """Remove what this publish wrote, then raise one error naming the failure.
 
     The error also says what could not be removed; an interrupt is re-raised as it is,
-    after the clean-up (which logs what it could not remove).
+    after the clean-up, and a warning names what could not be removed.
     """
     left = log.cleanup()
     if not isinstance(exc, Exception):
+        if left:
+            _log.warning("publish stopped; could not remove: %s", _listing(left))
         raise exc
     message = str(exc) if isinstance(exc, PublishError) else describe_client_error(exc, bucket, key)
     if left:
-        message += f"; could not remove: {', '.join(left[:10])}"
-        if len(left) > 10:
-            message += f" and {len(left) - 10} more"
+        message += f"; could not remove: {_listing(left)}"
     raise PublishError(message) from exc
+
+
+def _off_main_thread(work: Callable[[], T], stop: Callable[[], None], name: str) -> T:
+    """Run ``work`` in a thread and wait for it; the result, or the first failure.
+
+    An interrupt while waiting calls ``stop`` and waits up to ``INTERRUPT_GRACE``
+    seconds for ``work`` to end (its requests in flight return, so what they created is
+    in the clean-up log), then re-raises. The thread is a daemon: one stuck in a request
+    past the grace period does not keep the process alive.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # handed to the waiting thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)  # interruptible: a signal's exception is raised here
+    except BaseException:
+        stop()
+        thread.join(INTERRUPT_GRACE)
+        if thread.is_alive():
+            _log.debug("%s still has a request in flight; cleaning up anyway", name)
+        raise
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def _put(
@@ -190,6 +240,7 @@ class _Multipart:
             for n in sorted(self.parts)
         ]
         self.log.writing(self.key)
+        self.log.completing(self.upload_id)
         try:
             reply = self.client.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -261,9 +312,9 @@ class _BoundedPool:
     def submit(self, task: Callable[[], Any]) -> None:
         """Run ``task``, waiting for a free slot; re-raise an earlier task's failure first."""
         self.slots.acquire()
-        if self.failure is not None:
+        if self.failure is not None or self.stop.is_set():
             self.slots.release()
-            raise self.failure
+            raise self.failure or _Stopped()
         future = self.pool.submit(task)
         future.add_done_callback(self._done)
         self.futures.append(future)
@@ -282,10 +333,15 @@ class _BoundedPool:
             raise self.failure
         return [f.result() for f in self.futures]
 
-    def close(self, *, cancel: bool) -> None:
+    def close(self, *, cancel: bool, timeout: float | None = None) -> None:
+        """Shut down; with ``cancel`` drop queued tasks and tell running ones to stop.
+
+        Waits for the tasks still running, at most ``timeout`` seconds if given.
+        """
         if cancel:
             self.stop.set()
-        self.pool.shutdown(wait=True, cancel_futures=cancel)
+        self.pool.shutdown(wait=False, cancel_futures=cancel)
+        concurrent.futures.wait(self.futures, timeout=timeout)
 
 
 class DirectoryUpload:
@@ -384,6 +440,8 @@ class DirectoryUpload:
         _log.debug("directory upload: %d helper processes for %d small files", count, len(small))
         kept = small[0::shares]
         for share in range(1, shares):
+            if self.pool.stop.is_set():
+                raise _Stopped
             try:
                 helpers.append(Helper(job, small[share::shares], self.log, self.pool.fail))
             except OSError as exc:  # no interpreter to start: this process does that share
@@ -401,20 +459,28 @@ class DirectoryUpload:
         )
         helpers: list[Helper] = []
         try:
-            files = [e for e in entries if e.kind == "file"]
-            kept = self._start_helpers(files, helpers)
-            done = self.upload_files(kept)
-            for helper in helpers:
-                done += helper.finish()
-            manifest = Manifest.build(done, empty_directories(entries))
-            data = manifest.to_bytes()
-            where = manifest_key(self.key)
-            version = _put(self.client, self.log, self.bucket, where, data, "application/json")
+            return _off_main_thread(
+                lambda: self._upload(entries, helpers), self.pool.stop.set, "publisher-s3-directory"
+            )
         except BaseException as exc:
-            self.pool.close(cancel=True)
-            for helper in helpers:
+            interrupted = not isinstance(exc, Exception)
+            self.pool.close(cancel=True, timeout=INTERRUPT_GRACE if interrupted else None)
+            for helper in list(helpers):
                 helper.stop()  # everything a helper reported is in the log before clean-up
             _fail(exc, self.log, self.bucket, self.key)
+
+    def _upload(self, entries: list[TreeEntry], helpers: list[Helper]) -> UploadOutcome:
+        files = [e for e in entries if e.kind == "file"]
+        kept = self._start_helpers(files, helpers)
+        done = self.upload_files(kept)
+        for helper in helpers:
+            done += helper.finish()
+        if self.pool.stop.is_set():
+            raise _Stopped
+        manifest = Manifest.build(done, empty_directories(entries))
+        data = manifest.to_bytes()
+        where = manifest_key(self.key)
+        version = _put(self.client, self.log, self.bucket, where, data, "application/json")
         return UploadOutcome(
             size=manifest.total_size,
             checksum_sha256=_sha256(data),
@@ -496,6 +562,25 @@ class _PartSink:
         return self.multipart.complete()
 
 
+class _Cancellable:
+    """The gzip stream the tar writer writes to, refusing further writes once cancelled.
+
+    Stopping between writes keeps ISA-L's queues consistent, so closing the stream
+    afterwards ends its threads instead of waiting for a block that was never queued.
+    """
+
+    def __init__(self, stream: GzipStream, cancelled: threading.Event) -> None:
+        self.stream, self.cancelled = stream, cancelled
+
+    def write(self, data: bytes | memoryview, /) -> object:
+        if self.cancelled.is_set():
+            raise _Stopped
+        return self.stream.write(data)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
 class ArchiveUpload:
     """Archive mode: one ``.tar.gz`` object streamed from the tree, or nothing at all."""
 
@@ -503,6 +588,7 @@ class ArchiveUpload:
         self.sink = _PartSink(client, bucket, key, settings)
         self.settings = settings
         self.stream: GzipStream | None = None
+        self.cancelled = threading.Event()
 
     def _gzip(self, sink: BinarySink, level: int) -> GzipStream:
         """ISA-L's threaded gzip writer: blocks compressed in parallel, one gzip member."""
@@ -510,21 +596,39 @@ class ArchiveUpload:
             sink, "wb", compresslevel=level, threads=self.settings.compression_threads
         )
         self.stream = stream
-        return stream
+        return _Cancellable(stream, self.cancelled)
 
-    def run(self, entries: list[TreeEntry]) -> UploadOutcome:
-        """Stream the archive up; abort and remove everything on any failure."""
+    def _stop(self) -> None:
+        self.cancelled.set()
+        self.sink.failed = True  # compressed bytes still on their way are dropped
+        self.sink.pool.stop.set()
+
+    def _stream(self, entries: list[TreeEntry]) -> tuple[ArchiveSummary, str | None]:
         try:
             summary = write_archive(
                 entries, self.sink, level=self.settings.compression_level, gzip=self._gzip
             )
-            version = self.sink.finish()
-        except BaseException as exc:
-            self.sink.failed = True
+            if self.cancelled.is_set():
+                raise _Stopped
+            return summary, self.sink.finish()
+        except BaseException:
+            self._stop()
             if self.stream is not None:
-                with contextlib.suppress(BaseException):
-                    self.stream.close()  # stops its threads; what it flushes is dropped
-            self.sink.pool.close(cancel=True)
+                with contextlib.suppress(Exception):
+                    self.stream.close()  # ends its threads; what it flushes is dropped
+            raise
+
+    def run(self, entries: list[TreeEntry]) -> UploadOutcome:
+        """Stream the archive up; abort and remove everything on any failure."""
+        _log.debug("archive upload to s3://%s/%s", self.sink.bucket, self.sink.key)
+        try:
+            summary, version = _off_main_thread(
+                lambda: self._stream(entries), self._stop, "publisher-s3-archive"
+            )
+        except BaseException as exc:
+            self._stop()
+            interrupted = not isinstance(exc, Exception)
+            self.sink.pool.close(cancel=True, timeout=INTERRUPT_GRACE if interrupted else None)
             _fail(exc, self.sink.log, self.sink.bucket, self.sink.key)
         return UploadOutcome(
             size=summary.size,
