@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -239,3 +240,40 @@ def test_validate_checks_only_the_ids_given(cli):
     bad = cli("validate", "local://{jobID}/{executionID}", "--execution-id", "..")
     assert bad.code == 2
     assert "is not allowed in a key" in bad.err
+
+
+def test_warnings_are_printed_with_a_warning_prefix(cli_in_process, monkeypatch):
+    """A warning a publisher logs reaches stderr as one ``warning: ...`` line."""
+    from publisher_core import _api
+
+    validate = _api.validate
+
+    def warning_validate(*args, **kwargs):
+        logging.getLogger("publisher_local").warning("publish failed; could not remove:\n%s", "x")
+        logging.getLogger("publisher_core.x").error("second")
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(_api, "validate", warning_validate)
+    ran = cli_in_process("validate", "local://k")
+    assert ran.code == 0, ran.err
+    assert ran.out == "ok: valid local spec\n"
+    assert ran.err == "warning: publish failed; could not remove: x\nwarning: second\n"
+    again = cli_in_process("validate", "local://k")  # the handler does not pile up
+    assert again.err.count("warning: second") == 1
+
+
+def test_plugin_output_in_process_goes_to_stderr(cli_in_process, monkeypatch):
+    """In process too, what a hook prints goes to stderr and stdout holds the CLI's output."""
+    from publisher_core import _api
+
+    validate = _api.validate
+
+    def printing_validate(*args, **kwargs):
+        print("a plugin's chatter")
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(_api, "validate", printing_validate)
+    before = sys.stdout
+    ran = cli_in_process("validate", "local://k")
+    assert (ran.code, ran.out, ran.err) == (0, "ok: valid local spec\n", "a plugin's chatter\n")
+    assert sys.stdout is before

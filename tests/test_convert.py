@@ -177,3 +177,56 @@ def test_manifest_round_trip(files, directories):
     """A manifest parses back from its bytes."""
     manifest = Manifest.build(files, directories)
     assert Manifest.from_bytes(manifest.to_bytes()) == manifest
+
+
+@pytest.mark.parametrize(
+    ("data", "cls", "where"),
+    [
+        ({"Key": "\ud800"}, LocalParams, "$.Params.Key"),
+        ({"Path": "p", "Key": "k\udfff", "Size": 1}, LocalResult, "$.Params.Key"),
+        ({"Path": "a/\udc80", "URL": "https://h/x"}, DownloadItem, "$.Params.Path"),
+        ({"Path": "a", "URL": "https://h/\ud800"}, DownloadItem, "$.Params.URL"),
+    ],
+)
+def test_text_must_be_valid_unicode(data, cls, where):
+    """A string holding a lone surrogate (not encodable as UTF-8) is refused at its path."""
+    with pytest.raises(SpecError) as info:
+        structure_params(data, cls)
+    message = str(info.value)
+    assert "is not valid Unicode" in message
+    assert "cannot be encoded as UTF-8" in message
+    assert message.endswith(f"@ {where}")
+
+
+@given(
+    st.lists(st.one_of(st.characters(), st.characters(categories=["Cs"])), max_size=20).map("".join)
+)
+def test_text_is_refused_exactly_when_it_does_not_encode_as_utf8(value):
+    """Any string is accepted as a parameter iff it encodes as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        with pytest.raises(SpecError, match="is not valid Unicode"):
+            structure_params({"Key": value}, LocalParams)
+    else:
+        assert structure_params({"Key": value}, LocalParams).key == value
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"Key": "k", "Compress": "y" * 1_000_000},
+        {"Path": "p", "Key": "k", "Size": "1" * 1_000_000 + "x"},
+        {"Key": ["k" * 1_000_000]},
+        {"Key": "k", "k" * 1_000_000: 1},
+        {"Key": "k", "key\n" + "k" * 100: 1},
+        "k" * 1_000_000,
+    ],
+)
+def test_errors_quote_values_briefly(data):
+    """However large a value or a parameter name is, the problem quoting it stays short."""
+    cls = LocalResult if "Size" in data else LocalParams
+    with pytest.raises(SpecError) as info:
+        structure_params(data, cls)
+    assert len(str(info.value)) < 400
+    assert "\n" not in str(info.value)

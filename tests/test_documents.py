@@ -313,3 +313,160 @@ def test_documents_pyyaml_and_json_cannot_build_are_one_spec_error(text):
     """Text the YAML or JSON reader cannot turn into a document is a SpecError."""
     with pytest.raises(SpecError):
         spec_from_document(parse_document(text))
+
+
+# --- YAML aliases, huge values and error labels ----------------------------------------------
+
+
+def alias_chain(levels: int, width: int, indent: str = "") -> str:
+    """YAML lines anchoring ``a0`` (``width`` scalars) and ``a1..`` (``width`` aliases each)."""
+    lines = [f"{indent}A0: &a0 [{', '.join(['x'] * width)}]"]
+    for level in range(1, levels):
+        aliases = ", ".join([f"*a{level - 1}"] * width)
+        lines.append(f"{indent}A{level}: &a{level} [{aliases}]")
+    return "\n".join(lines) + "\n"
+
+
+BOMB_IN_KEY = "Type: local\nParams:\n" + alias_chain(10, 9, "  ") + "  Key: *a9\n"
+BOMB_ELSEWHERE = "Type: local\nParams:\n  Key: k\n  Extra:\n" + alias_chain(10, 9, "    ")
+BOMB_FLAT = "Type: local\n" + alias_chain(10, 9) + "Key: *a9\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(BOMB_IN_KEY, id="in-key"),
+        pytest.param(BOMB_ELSEWHERE, id="elsewhere-in-params"),
+        pytest.param(BOMB_FLAT, id="flat-shape"),
+    ],
+)
+def test_an_alias_bomb_is_refused_when_read(text):
+    """Aliases expanding a small document to billions of values are one SpecError, at once."""
+    with pytest.raises(SpecError) as info:
+        parse_document(text)
+    assert str(info.value).startswith("invalid spec: YAML aliases expand this document to more")
+    assert str(info.value).endswith("values; write the values out")
+
+
+def test_an_alias_bomb_given_as_a_mapping_is_quoted_briefly():
+    """A host's alias-bomb-like mapping (shared lists) gets a short error, not its repr."""
+    value: list[object] = ["x"] * 9
+    for _ in range(6):
+        value = [value] * 9  # 9**7 leaves, shared as YAML aliases would be
+    with pytest.raises(SpecError) as info:
+        validate({"Type": "local", "Params": {"Key": value}})
+    assert len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('{"Type": "local", "Key": "\\u0007' + "k" * 1_000_000 + '"}', id="key"),
+        pytest.param("Type: local\nKey: [" + "k" * 1_000_000 + "]\n", id="key-list"),
+        pytest.param("Type: local\nKey: k\nCompress: " + "y" * 1_000_000 + "\n", id="bool"),
+        pytest.param(
+            '{"Type": "local", "Key": "k", "' + "U" * 1_000_000 + '": 1}', id="param-name"
+        ),
+        pytest.param("Type: " + "t" * 1_000_000 + "\n", id="type"),
+        pytest.param("Type: [" + "t" * 1_000_000 + "]\n", id="type-list"),
+        pytest.param("Type: local\nParams: " + "p" * 1_000_000 + "\n", id="params"),
+        pytest.param("l" * 1_000_000 + "\n", id="document"),
+        pytest.param("Type: local\nKey: 'k/{" + "j" * 1_000_000 + "}'\n", id="placeholder"),
+        pytest.param("Type: local\nKey: 'k/{" + "j" * 1_000_000 + "'\n", id="unbalanced"),
+        pytest.param("Type: local\nKey: k\nType: " + "t" * 1_000_000 + "\n", id="duplicate"),
+    ],
+)
+def test_a_megabyte_value_in_a_spec_gives_a_short_error(text):
+    """However large a value in a spec is, the error quoting it stays one short line."""
+    with pytest.raises((SpecError, PluginError)) as info:
+        validate(spec_from_document(parse_document(text)))
+    assert len(str(info.value)) < 500, str(info.value)[:1000]
+
+
+def test_merge_keys_and_modest_aliases_still_work():
+    """``<<: *defaults`` and aliases that expand a document modestly read as before."""
+    text = "Type: local\nParams:\n  <<: &defaults {Key: runs/x, Compress: true}\n  Key: runs/y\n"
+    assert validate(parse_document(text)).params.key == "runs/y"
+    assert parse_document("M: {<<: [{A: first}, {A: second, B: b}]}")["M"] == {
+        "A": "first",
+        "B": "b",
+    }
+    shared = parse_document(alias_chain(3, 9) + "B: [" + ", ".join(["*a2"] * 10) + "]\n")
+    assert shared["B"][9] == [[["x"] * 9] * 9] * 9
+
+
+@settings(max_examples=60)
+@given(levels=st.integers(1, 8), width=st.integers(1, 12))
+def test_aliases_are_refused_exactly_when_they_expand_past_the_bound(levels, width):
+    """A document is refused iff its aliases expand it past 10,000 values (and 10x its nodes)."""
+    text = alias_chain(levels, width)
+    size = 1 + width  # the innermost list and its scalars
+    total = 1 + 1 + size  # the document, key A0, its list
+    for _ in range(1, levels):
+        size = 1 + width * size
+        total += 1 + size
+    try:
+        doc = parse_document(text)
+    except SpecError as error:
+        assert "YAML aliases expand this document to more than 10000 values" in str(error)
+        assert total > 10_000
+    else:
+        assert total <= 10_000
+        assert len(doc) == levels
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "type: [local\n",
+            "invalid spec: YAML syntax error at line 2, column 1: did not find expected ',' or ']'",
+            id="yaml-syntax",
+        ),
+        pytest.param(
+            '{"Type": "local", "Type": "s3"}',
+            "invalid spec: duplicate key 'Type' in a JSON object",
+            id="json-duplicate",
+        ),
+        pytest.param(
+            '{"Type": "local", "Key": ' + "1" * 5000 + "}",
+            "invalid spec: JSON value cannot be read: Exceeds the limit (4300 digits)",
+            id="json-huge-int",
+        ),
+        pytest.param(
+            "Type: local\nKey: !!int " + "1" * 5000 + "\n",
+            "invalid spec: YAML value cannot be read: Exceeds the limit (4300 digits)",
+            id="yaml-huge-int",
+        ),
+    ],
+)
+def test_a_document_error_says_invalid_spec_once_and_names_its_reader(text, message):
+    """A reader's error is prefixed once and labelled YAML or JSON by the reader that failed."""
+    with pytest.raises(SpecError) as info:
+        parse_document(text)
+    assert str(info.value).startswith(message)
+    assert str(info.value).count("invalid spec") == 1
+    assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize(
+    ("doc", "where"),
+    [
+        ({"Type": "local", "Key": "a\ud800"}, "@ $.Params.Key"),
+        ({"Type": "\udcff"}, "@ $.Type"),
+    ],
+)
+def test_a_lone_surrogate_in_a_spec_is_refused_at_validate(doc, where):
+    """Spec text that cannot be encoded as UTF-8 is refused when validated, naming its path."""
+    with pytest.raises(SpecError, match="is not valid Unicode") as info:
+        validate(parse_document(json.dumps(doc)))
+    assert str(info.value).endswith(where)
+
+
+@pytest.mark.parametrize("field", ["Name", "Type"])
+def test_a_lone_surrogate_in_a_description_is_refused(field):
+    """A description's Name or Type that cannot be encoded as UTF-8 is refused at its path."""
+    doc = {"Type": "local", "Name": "n", "Items": []}
+    doc[field] = "x\ud800"
+    with pytest.raises(SpecError, match=f"is not valid Unicode.* @ \\$\\.{field}"):
+        description_from_document(doc)

@@ -6,7 +6,19 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+import yaml
+
 from publisher_core import Registry
+from tests.conftest import PLUGINS, _pip_install_target
+
+
+@pytest.fixture(scope="module")
+def third_party_noisy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake distribution noisy-publisher (Type ``noisy``), installed in its own folder."""
+    target = tmp_path_factory.mktemp("noisy")
+    _pip_install_target(target, PLUGINS / "noisy_publisher")
+    return target
 
 
 def with_path(folder: Path) -> dict[str, str]:
@@ -74,3 +86,26 @@ def test_registry_from_path_sees_only_that_folder(third_party, monkeypatch):
     registry = Registry.from_path([str(third_party["working"])])
     assert registry.types() == ["memo"]
     assert registry.get("memo").info.summary == "archives in a memo folder"
+
+
+def test_a_plugin_printing_cannot_corrupt_the_clis_stdout(third_party_noisy, cli, tmp_path):
+    """Plugin output at import and in hooks, by print or by fd 1, goes to stderr."""
+    env = with_path(third_party_noisy)
+    listed = cli("list", "--json", env=env)
+    assert listed.code == 0, listed.err
+    rows = {row["type"]: row for row in json.loads(listed.out)}
+    assert rows["noisy"]["status"] == "ok"
+    assert "noisy: print at import" in listed.err
+    assert "noisy: fd 1 at import" in listed.err
+    assert "noisy: print in publisher_info" in listed.err
+    (tmp_path / "src").mkdir()
+    published = cli("publish", "noisy://k", "src", env=env)
+    assert published.code == 0, published.err
+    assert yaml.safe_load(published.out) == {"Type": "noisy", "Params": {"Key": "k"}}
+    for line in ("print in validate_spec", "print in publish of src", "fd 1 in publish"):
+        assert f"noisy: {line}" in published.err
+    assert "warning: noisy: could not remove some/thing\n" in published.err
+    debug = cli("--debug", "publish", "noisy://k", "src", env=env)
+    assert yaml.safe_load(debug.out) == {"Type": "noisy", "Params": {"Key": "k"}}
+    assert "WARNING noisy_publisher: noisy: could not remove\n" in debug.err
+    assert "warning: " not in debug.err

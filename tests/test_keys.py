@@ -554,3 +554,33 @@ class LocalRootMachine(RuleBasedStateMachine):
 
 LocalRootMachine.TestCase.settings = settings(max_examples=15, stateful_step_count=8, deadline=None)
 TestLocalRoot = LocalRootMachine.TestCase
+
+
+@pytest.mark.parametrize("key", ["a\ud800b", "runs/\udcff/x", "\udfff"])
+def test_a_key_must_encode_as_utf8(key):
+    """A key holding a lone surrogate is refused when validated, not when it is written."""
+    assert any("is not valid Unicode" in p for p in check_key(key))
+    assert any("is not valid Unicode" in p for p in key_template_problems(key, compress=False))
+
+
+def test_a_placeholder_value_that_does_not_encode_as_utf8_is_refused():
+    """An id holding a lone surrogate (say, undecodable argv bytes) never reaches a key."""
+    with pytest.raises(SpecError, match=r"is not valid Unicode.* @ \$\.Params\.Key"):
+        render_key("r/{jobID}", PublishContext(job_id="j\udcff", now=NOW), compress=False)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "/" + "k" * 1_000_000,
+        "k\n" + "k" * 1_000_000,
+        "k//" + "k" * 1_000_000,
+        "{" + "k" * 1_000_000,
+        "r/{" + "j" * 1_000_000 + "}",
+    ],
+)
+def test_key_problems_quote_the_key_briefly(template):
+    """However long a key is, each problem about it stays short."""
+    problems = key_template_problems(template, compress=False)
+    assert problems
+    assert all(len(p) < 400 for p in problems), [p[:500] for p in problems]

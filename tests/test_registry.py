@@ -218,3 +218,10 @@ def test_a_missing_hook_is_a_clear_plugin_error(tmp_path: Path):
     )
     with pytest.raises(PluginError, match="publisher 'infoonly' does not implement publish"):
         publish({"Type": "infoonly", "Key": "k"}, tmp_path, registry=registry)
+
+
+def test_an_unknown_megabyte_type_is_quoted_briefly():
+    """A huge unknown Type gets a short error, not the Type itself."""
+    with pytest.raises(PluginError, match="unknown publisher type") as info:
+        Registry(publishers={"local": publisher_local}).get("t" * 1_000_000)
+    assert len(str(info.value)) < 300

@@ -22,14 +22,16 @@ import attrs
 import cattrs
 from cattrs.v import format_exception as _cattrs_format_exception
 
-from ._errors import SpecError
+from ._errors import SpecError, quoted
 
 __all__ = [
     "capital_name",
     "converter",
     "did_you_mean",
+    "field_path",
     "normalize_name",
     "structure_params",
+    "unicode_problem",
     "unstructure_params",
 ]
 
@@ -60,7 +62,34 @@ def did_you_mean(word: str, choices: list[str]) -> str:
     """`` (did you mean 'X'?)`` for the closest choice, or the empty string."""
     by_norm = {normalize_name(c): c for c in choices}
     close = difflib.get_close_matches(normalize_name(word), list(by_norm), n=1, cutoff=0.6)
-    return f" (did you mean {by_norm[close[0]]!r}?)" if close else ""
+    return f" (did you mean {quoted(by_norm[close[0]])}?)" if close else ""
+
+
+_PATH_NAME_LIMIT = 40
+
+
+def field_path(path: str, name: str) -> str:
+    """``path.name``, or ``path['name...']`` when the name is long or not printable."""
+    if len(name) <= _PATH_NAME_LIMIT and name.isprintable() and unicode_problem(name) is None:
+        return f"{path}.{name}"
+    return f"{path}[{quoted(name, _PATH_NAME_LIMIT)}]"
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode (it holds a lone surrogate), or ``None``.
+
+    Such text cannot be encoded as UTF-8: not in a key, a file name, a URL or a result.
+    """
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"is not valid Unicode (its lone surrogate {quoted(text[exc.start])} at "
+            f"position {exc.start} cannot be encoded as UTF-8)"
+        )
+    return None
 
 
 def _structure_bool(value: Any, _: type) -> bool:
@@ -68,7 +97,7 @@ def _structure_bool(value: Any, _: type) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ValueError(f"expected true or false, got {value!r}")
+    raise ValueError(f"expected true or false, got {quoted(value)}")
 
 
 def _structure_int(value: Any, _: type) -> int:
@@ -76,15 +105,18 @@ def _structure_int(value: Any, _: type) -> int:
         return value
     if isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
         return int(value.strip())
-    raise ValueError(f"expected an integer, got {value!r}")
+    raise ValueError(f"expected an integer, got {quoted(value)}")
 
 
 def _structure_str(value: Any, _: type) -> str:
     if isinstance(value, str):
+        problem = unicode_problem(value)
+        if problem is not None:
+            raise ValueError(f"text {quoted(value)} {problem}")
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # YAML reads `Key: 2024` as an int; the user meant the text.
-    raise ValueError(f"expected a string, got {type(value).__name__} {value!r}")
+    raise ValueError(f"expected a string, got {type(value).__name__} {quoted(value)}")
 
 
 def _structure_path(value: Any, _: type) -> Path:
@@ -92,7 +124,7 @@ def _structure_path(value: Any, _: type) -> Path:
         return value
     if isinstance(value, str) and value:
         return Path(value).expanduser()
-    raise ValueError(f"expected a path, got {value!r}")
+    raise ValueError(f"expected a path, got {quoted(value)}")
 
 
 def _structure_datetime(value: Any, _: type) -> datetime:
@@ -101,9 +133,9 @@ def _structure_datetime(value: Any, _: type) -> datetime:
         with contextlib.suppress(ValueError):
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed is None:
-        raise ValueError(f"expected an ISO 8601 date-time, got {value!r}")
+        raise ValueError(f"expected an ISO 8601 date-time, got {quoted(value)}")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"date-time {value!r} needs a time zone, e.g. a trailing Z for UTC")
+        raise ValueError(f"date-time {quoted(value)} needs a time zone, e.g. a trailing Z for UTC")
     return parsed.astimezone(timezone.utc)
 
 
@@ -127,10 +159,16 @@ converter: cattrs.Converter = _make_converter()
 """The shared converter; plugins may register hooks for their own value types on it."""
 
 
+_PROBLEM_LIMIT = 300
+"""Characters of one problem's text an error keeps, whoever wrote the text."""
+
+
 def _format_problem(exc: BaseException) -> str:
     if isinstance(exc, (ValueError, TypeError)):
-        return " ".join(str(exc).split())
-    return _cattrs_format_exception(exc, None)
+        text = " ".join(str(exc).split())
+    else:
+        text = " ".join(_cattrs_format_exception(exc, None).split())
+    return text if len(text) <= _PROBLEM_LIMIT else text[:_PROBLEM_LIMIT] + "..."
 
 
 @functools.cache
@@ -159,7 +197,8 @@ def structure_params(
     problems = list(extra_problems or [])
     if not isinstance(data, Mapping):
         raise SpecError(
-            [*problems, f"expected a mapping of parameters, got {data!r} @ {path}"], what=what
+            [*problems, f"expected a mapping of parameters, got {quoted(data)} @ {path}"],
+            what=what,
         )
     fields = {f.name: capital_name(f.name) for f in attrs_fields(cls)}
     field_types = _resolved_types(cast("Hashable", cls))
@@ -173,14 +212,14 @@ def structure_params(
         field_name = by_norm.get(normalize_name(name))
         if field_name is None:
             problems.append(
-                f"unknown parameter {name!r} @ {path}.{name}{did_you_mean(name, known)}; "
-                f"known: {', '.join(known)}"
+                f"unknown parameter {quoted(name)} @ {field_path(path, name)}"
+                f"{did_you_mean(name, known)}; known: {', '.join(known)}"
             )
             continue
         if field_name in seen:
             problems.append(
-                f"parameter {fields[field_name]!r} given twice (as {seen[field_name]!r} and "
-                f"{name!r}) @ {path}.{name}"
+                f"parameter {quoted(fields[field_name])} given twice (as "
+                f"{quoted(seen[field_name])} and {quoted(name)}) @ {field_path(path, name)}"
             )
             continue
         seen[field_name] = name
@@ -192,7 +231,7 @@ def structure_params(
             problems.append(f"{_format_problem(exc)} @ {locate(field_name)}")
     for field in attrs_fields(cls):
         if field.default is attrs.NOTHING and field.name not in seen:
-            problems.append(f"missing required parameter {fields[field.name]!r} @ {path}")
+            problems.append(f"missing required parameter {quoted(fields[field.name])} @ {path}")
     if problems:
         raise SpecError(problems, what=what)
     try:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import yaml
 
-from ._convert import converter, normalize_name, structure_params, unstructure_params
-from ._errors import SpecError
+from ._convert import (
+    converter,
+    field_path,
+    normalize_name,
+    structure_params,
+    unicode_problem,
+    unstructure_params,
+)
+from ._errors import SpecError, quoted
 from ._models import DownloadItem, PublishedResult, PublisherSpec, ResultDescription
 
 __all__ = [
@@ -27,14 +34,71 @@ __all__ = [
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+ALIAS_FACTOR = 10
+"""A document's aliases may expand it to this many values per node it has (see below)."""
+
+ALIAS_FLOOR = 10_000
+"""...and to this many values in any case."""
+
+
+class _AliasBombError(ValueError):
+    """Aliases expand a document far beyond its size (or make it contain itself)."""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_aliases(root: yaml.Node) -> None:
+    """Refuse a composed document whose aliases expand it too far or make it contain itself.
+
+    Every scalar, sequence and mapping counts as one value each time it appears once
+    aliases are expanded. The count is memoised per node, so it costs one visit of each
+    distinct node; a document may expand to ``max(ALIAS_FACTOR * nodes, ALIAS_FLOOR)``
+    values, which merge keys (``<<: *defaults``) and ordinary reuse stay well within.
+    """
+    cap = 1 << 62  # counts stop growing here; far above any bound
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        ident = id(node)
+        if finished:
+            open_nodes.discard(ident)
+            sizes[ident] = min(cap, 1 + sum(sizes[id(child)] for child in _children(node)))
+        elif ident in open_nodes:
+            raise _AliasBombError("YAML aliases make this document contain itself")
+        elif ident not in sizes:
+            open_nodes.add(ident)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    limit = max(ALIAS_FACTOR * len(sizes), ALIAS_FLOOR)
+    if sizes[id(root)] > limit:
+        raise _AliasBombError(
+            f"YAML aliases expand this document to more than {limit} values; write the values out"
+        )
+
+
 class _StrictLoader(_Loader):  # type: ignore[valid-type,misc]
     """A safe loader for specs and results.
 
     It refuses duplicate keys instead of keeping the last one, and resolves plain scalars
     as YAML 1.2 would for our purposes: only ``true``/``false`` are bools and ``null``/``~``
     null; everything else stays a string (``yes`` is not a bool, ``0755`` not an octal
-    int, ``2023-09-26`` not a date), and the converter types it strictly.
+    int, ``2023-09-26`` not a date), and the converter types it strictly. Aliases may not
+    expand a document far beyond its size (:func:`check_aliases`).
     """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        # Called with the composed node graph, by the pure-Python and the C loader alike:
+        # an alias is the same node object referenced twice.
+        check_aliases(node)
+        return super().construct_document(node)
 
 
 _KEEP_TAGS = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:merge"}
@@ -50,15 +114,24 @@ _StrictLoader.add_implicit_resolver(
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    result: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
+    own: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node, deep=True)
-        if key in result:
+        if key in own:
             line = key_node.start_mark.line + 1
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} on line {line}", key_node.start_mark
+                None, None, f"duplicate key {quoted(key)} on line {line}", key_node.start_mark
             )
+        own[key] = None
+    loader.flatten_mapping(node)  # merged pairs first, then the mapping's own
+    merged = len(node.value) - len(own)
+    result: dict[Any, Any] = {}
+    for index, (key_node, value_node) in enumerate(node.value):
+        key = loader.construct_object(key_node, deep=True)
+        if index < merged and key in result:
+            continue  # of merged mappings, the first given wins; the mapping's own keys win
         result[key] = loader.construct_object(value_node, deep=True)
     return result
 
@@ -77,29 +150,32 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise _DuplicateKeyError(f"duplicate key {key!r} in a JSON object")
+            raise _DuplicateKeyError(f"duplicate key {quoted(key)} in a JSON object")
         result[key] = value
     return result
+
+
+_PROBLEM_LIMIT = 200
+"""Characters of a reader's own message an error keeps."""
+
+
+def _problem(exc: object) -> str:
+    """A reader's message on one short line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= _PROBLEM_LIMIT else text[:_PROBLEM_LIMIT] + "..."
+
+
+# What PyYAML's constructors (explicit tags such as ``!!int x``, unhashable keys such as
+# ``[a]: b``) and ``json`` (an integer of 5000 digits) raise outside their own errors.
+_VALUE_ERRORS = (ValueError, TypeError, IndexError, AttributeError, OverflowError)
 
 
 def parse_document(text: str, *, what: str = "spec") -> Any:
     """Parse YAML or JSON text (JSON is tried first when it looks like JSON).
 
     Anything the text cannot be turned into raises :class:`SpecError`, whatever the
-    reader's own exception was.
+    reader's own exception was; the error names the reader (YAML or JSON) that failed.
     """
-    try:
-        return _parse(text, what)
-    except RecursionError:
-        raise SpecError("the document is nested too deeply", what=what) from None
-    except (ValueError, TypeError, IndexError, AttributeError, OverflowError) as exc:
-        # PyYAML's constructors for explicit tags (!!int x) and unhashable keys ([a]: b)
-        # fail outside YAMLError.
-        problem = " ".join(str(exc).split()) or type(exc).__name__
-        raise SpecError(f"YAML value cannot be read: {problem}", what=what) from None
-
-
-def _parse(text: str, what: str) -> Any:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
@@ -109,24 +185,41 @@ def _parse(text: str, what: str) -> Any:
         except json.JSONDecodeError as exc:
             if stripped.startswith("["):
                 raise SpecError(
-                    f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                    f"JSON syntax error at line {exc.lineno}, column {exc.colno}: "
+                    f"{_problem(exc.msg)}",
                     what=what,
                 ) from None
+            # '{Type: s3}' is a YAML flow mapping: read it as YAML below.
+        except RecursionError:
+            raise SpecError("the document is nested too deeply", what=what) from None
+        except _VALUE_ERRORS as exc:
+            raise SpecError(f"JSON value cannot be read: {_problem(exc)}", what=what) from None
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _AliasBombError as exc:
+        raise SpecError(str(exc), what=what) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(
-            f"YAML syntax error{where}: {' '.join(str(problem).split())}", what=what
-        ) from None
+        raise SpecError(f"YAML syntax error{where}: {_problem(problem)}", what=what) from None
+    except RecursionError:
+        raise SpecError("the document is nested too deeply", what=what) from None
+    except _VALUE_ERRORS as exc:
+        raise SpecError(f"YAML value cannot be read: {_problem(exc)}", what=what) from None
+
+
+def _names(names: Iterable[str], shown: int = 5) -> str:
+    """Up to ``shown`` of ``names``, sorted and each bounded, for a message."""
+    ordered = sorted(names)
+    more = f", and {len(ordered) - shown} more" if len(ordered) > shown else ""
+    return ", ".join(quoted(name, 40) for name in ordered[:shown]) + more
 
 
 def _split_shape(doc: Any, what: str) -> tuple[str, Mapping[str, Any]]:
     """``(Type, params)`` from a flat or ``{Type, Params}`` document."""
     if not isinstance(doc, Mapping):
-        shown = "an empty document" if doc is None else f"{type(doc).__name__} {doc!r}"
+        shown = "an empty document" if doc is None else f"{type(doc).__name__} {quoted(doc)}"
         raise SpecError(
             f"expected a mapping with a Type (e.g. 'Type: s3'), got {shown} @ $", what=what
         )
@@ -137,12 +230,15 @@ def _split_shape(doc: Any, what: str) -> tuple[str, Mapping[str, Any]]:
     seen: dict[str, str] = {}
     for key, value in doc.items():
         if not isinstance(key, str):
-            problems.append(f"keys must be strings, got {key!r} @ $")
+            problems.append(f"keys must be strings, got {quoted(key)} @ $")
             continue
         norm = normalize_name(key)
         if norm in ("type", "params"):
             if norm in seen:
-                problems.append(f"{key!r} given twice (also as {seen[norm]!r}) @ $.{key}")
+                problems.append(
+                    f"{quoted(key)} given twice (also as {quoted(seen[norm])}) "
+                    f"@ {field_path('$', key)}"
+                )
                 continue
             seen[norm] = key
         if norm == "type":
@@ -154,14 +250,18 @@ def _split_shape(doc: Any, what: str) -> tuple[str, Mapping[str, Any]]:
     if type_value is None:
         problems.append("missing required field 'Type' @ $")
     elif not isinstance(type_value, str) or not type_value.strip():
-        problems.append(f"Type must be a publisher name such as 's3', got {type_value!r} @ $.Type")
+        problems.append(
+            f"Type must be a publisher name such as 's3', got {quoted(type_value)} @ $.Type"
+        )
+    elif (problem := unicode_problem(type_value)) is not None:
+        problems.append(f"Type {quoted(type_value)} {problem} @ $.Type")
     if params is not None and flat:
         problems.append(
             "parameters given both under Params and at the top level "
-            f"({', '.join(sorted(flat))}); use one shape @ $"
+            f"({_names(flat)}); use one shape @ $"
         )
     if params is not None and not isinstance(params, Mapping):
-        problems.append(f"Params must be a mapping, got {params!r} @ $.Params")
+        problems.append(f"Params must be a mapping, got {quoted(params)} @ $.Params")
     if problems:
         raise SpecError(problems, what=what)
     chosen = params if params is not None else flat
@@ -204,17 +304,18 @@ def description_from_document(doc: Any) -> ResultDescription:
     """A :class:`ResultDescription` from the output of ``publisher describe --json``."""
     what = "description"
     if not isinstance(doc, Mapping):
-        raise SpecError(f"expected a mapping with Items, got {doc!r} @ $", what=what)
+        raise SpecError(f"expected a mapping with Items, got {quoted(doc)} @ $", what=what)
     fields = {normalize_name(str(k)): (str(k), v) for k, v in doc.items()}
     unknown = sorted(
         k for n, (k, _) in fields.items() if n not in {"type", "name", "items", "directories"}
     )
     problems = [
-        f"unknown field {k!r} @ $.{k}; known: Type, Name, Items, Directories" for k in unknown
+        f"unknown field {quoted(k)} @ {field_path('$', k)}; known: Type, Name, Items, Directories"
+        for k in unknown
     ]
     raw_items = fields.get("items", ("Items", None))[1]
     if not isinstance(raw_items, list):
-        problems.append(f"Items must be a list, got {raw_items!r} @ $.Items")
+        problems.append(f"Items must be a list, got {quoted(raw_items)} @ $.Items")
         raw_items = []
     items: list[DownloadItem] = []
     for index, raw in enumerate(raw_items):
@@ -233,7 +334,9 @@ def description_from_document(doc: Any) -> ResultDescription:
     name = fields.get("name", ("Name", None))[1]
     for label, value in (("Type", type_name), ("Name", name)):
         if not isinstance(value, str) or not value:
-            problems.append(f"{label} must be a non-empty string, got {value!r} @ $.{label}")
+            problems.append(f"{label} must be a non-empty string, got {quoted(value)} @ $.{label}")
+        elif (problem := unicode_problem(value)) is not None:
+            problems.append(f"{label} {quoted(value)} {problem} @ $.{label}")
     if problems:
         raise SpecError(problems, what=what)
     return ResultDescription(

@@ -13,7 +13,7 @@ import csv
 from collections.abc import Callable
 
 from ._convert import normalize_name
-from ._errors import SpecError
+from ._errors import SpecError, quoted
 from ._models import PublisherSpec
 
 __all__ = ["looks_imperative", "parse_imperative"]
@@ -31,7 +31,7 @@ def looks_imperative(text: str) -> bool:
 def _split_destination(rest: str, names: tuple[str, ...]) -> dict[str, str]:
     if not names:
         if rest:
-            raise SpecError(f"this publisher takes no destination path, got {rest!r}")
+            raise SpecError(f"this publisher takes no destination path, got {quoted(rest)}")
         return {}
     parts = rest.split("/", len(names) - 1) if len(names) > 1 else [rest]
     return {name: value for name, value in zip(names, parts, strict=False) if value}
@@ -52,7 +52,7 @@ def parse_imperative(
     try:
         fields = next(csv.reader([text], strict=True))
     except csv.Error as exc:
-        raise SpecError(f"not a valid CSV record ({exc}): {text!r}") from None
+        raise SpecError(f"not a valid CSV record ({exc}): {quoted(text)}") from None
     uri: str | None = None
     bare_type: str | None = None
     options: dict[str, str] = {}
@@ -65,11 +65,11 @@ def parse_imperative(
         if prefix:
             name, sep, value = field[len(prefix) :].partition("=")
             if not sep or not name:
-                problems.append(f"option {field!r} must look like opt=NAME=VALUE")
+                problems.append(f"option {quoted(field)} must look like opt=NAME=VALUE")
                 continue
             norm = normalize_name(name)
             if norm in seen:
-                problems.append(f"option {name!r} given twice (also as {seen[norm]!r})")
+                problems.append(f"option {quoted(name)} given twice (also as {quoted(seen[norm])})")
                 continue
             seen[norm] = name
             options[name] = value
@@ -79,17 +79,19 @@ def parse_imperative(
                 bare_type = value  # `s3,target=s3://b/k` or `s3,opt=bucket=b,...`
                 continue
             if uri is not None:
-                problems.append(f"destination given twice: {uri!r} and {value!r}")
+                problems.append(f"destination given twice: {quoted(uri)} and {quoted(value)}")
                 continue
             uri = value
         else:
-            problems.append(f"unexpected field {field!r}; expected opt=NAME=VALUE or target=URI")
+            problems.append(
+                f"unexpected field {quoted(field)}; expected opt=NAME=VALUE or target=URI"
+            )
     if (
         uri is not None
         and bare_type is not None
         and not uri.lower().startswith(bare_type.lower() + "://")
     ):
-        problems.append(f"destination {uri!r} does not match the Type {bare_type!r}")
+        problems.append(f"destination {quoted(uri)} does not match the Type {quoted(bare_type)}")
     uri = uri or bare_type
     if not uri:
         problems.append("no destination; start with a URI like 's3://bucket/key' or a Type")
@@ -98,13 +100,13 @@ def parse_imperative(
     assert uri is not None
     type_name, _, rest = uri.partition("://")
     if not type_name or not type_name.replace("-", "").replace("_", "").isalnum():
-        raise SpecError(f"destination {uri!r} must start with a publisher Type, e.g. 's3://'")
+        raise SpecError(f"destination {quoted(uri)} must start with a publisher Type, e.g. 's3://'")
     params: dict[str, str | bool] = dict(_split_destination(rest, destination(type_name)))
     for name, value in options.items():
         norm = normalize_name(name)
         clash = next((k for k in params if normalize_name(k) == norm), None)
         if clash is not None:
-            problems.append(f"{clash} given both in the destination and as option {name!r}")
+            problems.append(f"{clash} given both in the destination and as option {quoted(name)}")
             continue
         params[name] = value
     if problems:
@@ -119,14 +121,15 @@ def _apply_encoding(params: dict[str, str | bool]) -> dict[str, str | bool]:
         return params
     encoding = str(params.pop(enc_name)).strip().lower()
     if encoding not in ("gzip", "plain"):
-        raise SpecError(f"encoding must be 'gzip' or 'plain', got {encoding!r}")
+        raise SpecError(f"encoding must be 'gzip' or 'plain', got {quoted(encoding)}")
     wanted = encoding == "gzip"
     comp_name = next((k for k in params if normalize_name(k) == "compress"), None)
     if comp_name is not None:
         given = str(params[comp_name]).strip().lower()
         if given in ("true", "false") and (given == "true") != wanted:
             raise SpecError(
-                f"encoding={encoding} contradicts compress={params[comp_name]}; give one of them"
+                f"encoding={encoding} contradicts compress={quoted(params[comp_name])}; "
+                "give one of them"
             )
         return params
     params["Compress"] = wanted

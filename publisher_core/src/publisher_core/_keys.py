@@ -5,8 +5,8 @@ r"""Key naming shared by every publisher: placeholders, suffix rules, store key 
 2. A substituted value may not contain ``/``, ``\`` or control characters, nor be ``.``
    or ``..``: it could change the key's shape or escape a root.
 3. Archive keys end in ``.tar.gz`` (or ``.tgz``); directory keys end in ``/``.
-4. The final key is at most 1024 UTF-8 bytes, has no empty, ``.`` or ``..`` segments, no
-   leading ``/`` and no control characters.
+4. The final key is valid Unicode (it encodes as UTF-8) of at most 1024 UTF-8 bytes, has
+   no empty, ``.`` or ``..`` segments, no leading ``/`` and no control characters.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from ._convert import did_you_mean
-from ._errors import PublishError, SpecError
+from ._convert import did_you_mean, unicode_problem
+from ._errors import PublishError, SpecError, quoted
 from ._models import PublishContext
 
 __all__ = [
@@ -82,13 +82,14 @@ def _substitute(
         if name is None:
             problems.append(
                 f"unbalanced {match.group(0)!r} at position {match.start()} in key "
-                f"{template!r}; placeholders look like {{jobID}}"
+                f"{quoted(template)}; placeholders look like {{jobID}}"
             )
             continue
         if name not in PLACEHOLDERS:
             hint = did_you_mean(name, list(PLACEHOLDERS))
             hint = hint.replace("'", "{", 1).replace("'", "}", 1) if hint else ""
-            problems.append(f"unknown placeholder {{{name}}}{hint}; known: {_KNOWN}")
+            shown = "{" + name + "}" if len(name) <= 40 else quoted(name, 40)
+            problems.append(f"unknown placeholder {shown}{hint}; known: {_KNOWN}")
             continue
         value = values.get(name)
         if value is None and stand_ins:
@@ -101,7 +102,7 @@ def _substitute(
             continue
         if "/" in value or "\\" in value or _CONTROL.search(value) or value in (".", ".."):
             problems.append(
-                f"value {value!r} for {{{name}}} is not allowed in a key: it must not "
+                f"value {quoted(value)} for {{{name}}} is not allowed in a key: it must not "
                 "contain '/', '\\' or control characters, nor be '.' or '..'"
             )
             continue
@@ -116,9 +117,12 @@ def check_key(key: str) -> list[str]:
     if not key:
         return ["key must not be empty"]
     if key.startswith("/"):
-        problems.append(f"key {key!r} must not start with '/'")
+        problems.append(f"key {quoted(key)} must not start with '/'")
     if _CONTROL.search(key):
-        problems.append(f"key {key!r} must not contain control characters")
+        problems.append(f"key {quoted(key)} must not contain control characters")
+    unicode = unicode_problem(key)
+    if unicode is not None:
+        problems.append(f"key {quoted(key)} {unicode}")
     size = len(key.encode("utf-8", "surrogatepass"))
     if size > MAX_KEY_BYTES:
         problems.append(f"key is {size} UTF-8 bytes; the limit is {MAX_KEY_BYTES}")
@@ -129,8 +133,8 @@ def check_key(key: str) -> list[str]:
         segments = segments[1:]  # already reported above
     bad = sorted({s for s in segments if s in ("", ".", "..")})
     if bad:
-        shown = ", ".join(repr(s) for s in bad)
-        problems.append(f"key {key!r} has {shown} path segments; each segment needs a name")
+        shown = ", ".join(repr(s) for s in bad)  # '', '.' or '..'
+        problems.append(f"key {quoted(key)} has {shown} path segments; each segment needs a name")
     return problems
 
 
@@ -138,7 +142,7 @@ def _apply_suffix(key: str, compress: bool) -> tuple[str, list[str]]:
     if compress:
         if key.endswith("/"):
             return key, [
-                f"key {key!r} ends with '/' but Compress is true: an archive needs a file "
+                f"key {quoted(key)} ends with '/' but Compress is true: an archive needs a file "
                 "name, e.g. 'results/{jobID}.tar.gz'"
             ]
         if not key.lower().endswith(ARCHIVE_SUFFIXES):
@@ -215,7 +219,8 @@ def result_keys(key: str, file_paths: Iterable[str]) -> list[str]:
     if problems:
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise PublishError(
-            f"{len(problems)} files cannot be stored under {key!r}: {'; '.join(problems[:5])}{more}"
+            f"{len(problems)} files cannot be stored under {quoted(key)}: "
+            f"{'; '.join(problems[:5])}{more}"
         )
     return [*keys, manifest_key(key)]
 

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from ._convert import structure_params, unstructure_params
-from ._errors import IntegrityError, SpecError
+from ._errors import IntegrityError, SpecError, quoted
 
 __all__ = ["MANIFEST_VERSION", "Manifest", "ManifestFile"]
 
@@ -86,7 +86,7 @@ class Manifest:
             raise SpecError("expected a JSON object @ $", what="manifest")
         if doc.get("Version") != MANIFEST_VERSION:
             raise SpecError(
-                f"unsupported Version {doc.get('Version')!r}, "
+                f"unsupported Version {quoted(doc.get('Version'))}, "
                 f"expected {MANIFEST_VERSION} @ $.Version",
                 what="manifest",
             )

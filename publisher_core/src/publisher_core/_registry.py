@@ -21,7 +21,7 @@ import pluggy
 
 from . import hookspecs
 from ._convert import did_you_mean
-from ._errors import PluginError
+from ._errors import PluginError, quoted
 from ._models import PublisherInfo
 from ._settings import DISABLED_VARIABLE
 
@@ -67,7 +67,7 @@ class Publisher:
     def call(self, hook_name: str, **kwargs: Any) -> Any:
         """Call one hook on this publisher (and wrappers), with the given arguments."""
         if not self.implements(hook_name):
-            raise PluginError(f"publisher {self.type!r} does not implement {hook_name}")
+            raise PluginError(f"publisher {quoted(self.type)} does not implement {hook_name}")
         pm = self._registry.plugin_manager
         # Keep this publisher's implementation and every wrapper; drop every other plain
         # implementation, whether from another publisher or a host plugin, so nothing else
@@ -189,7 +189,7 @@ class Registry:
         if not entries:
             known = self.types()
             raise PluginError(
-                f"unknown publisher type {type_name!r}{did_you_mean(type_name, known)}; "
+                f"unknown publisher type {quoted(type_name)}{did_you_mean(type_name, known)}; "
                 f"installed: {', '.join(known) or 'none'}"
             )
         if len(entries) > 1:
@@ -197,7 +197,7 @@ class Registry:
         entry = entries[0]
         self._load(entry)
         if entry.publisher is None:
-            raise PluginError(f"publisher type {entry.type!r} cannot be used: {entry.error}")
+            raise PluginError(f"publisher type {quoted(entry.type)} cannot be used: {entry.error}")
         return entry.publisher
 
     def statuses(self) -> list[PublisherStatus]:
@@ -234,7 +234,7 @@ class Registry:
             for e in entries
         )
         return (
-            f"publisher type {entries[0].type!r} is provided by more than one distribution: "
+            f"publisher type {quoted(entries[0].type)} is provided by more than one distribution: "
             f"{names}; uninstall one of them"
         )
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from ._convert import attrs_fields, capital_name, did_you_mean, normalize_name, structure_params
-from ._errors import SpecError
+from ._errors import SpecError, quoted
 
 __all__ = ["DISABLED_VARIABLE", "env_prefix", "load_settings"]
 
@@ -41,7 +41,9 @@ def load_settings(
     """
     if cls is None:
         if overrides:
-            raise SpecError(f"publisher {type_name!r} has no operator settings", what="setting")
+            raise SpecError(
+                f"publisher {quoted(type_name)} has no operator settings", what="setting"
+            )
         return None
     if isinstance(overrides, cls):
         return overrides
@@ -66,7 +68,7 @@ def load_settings(
     if overrides is not None:
         if not isinstance(overrides, Mapping):
             raise SpecError(
-                f"settings for {type_name!r} must be a mapping or a {cls.__name__}, "
+                f"settings for {quoted(type_name)} must be a mapping or a {cls.__name__}, "
                 f"got {type(overrides).__name__}",
                 what="setting",
             )

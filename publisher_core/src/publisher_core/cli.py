@@ -7,15 +7,19 @@ tracebacks and debug logs.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import click
 
@@ -27,13 +31,117 @@ from ._documents import (
     result_to_document,
 )
 from ._download import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT, parse_size
-from ._errors import PluginError, PublisherError, SpecError, TargetExistsError
+from ._errors import PluginError, PublisherError, SpecError, TargetExistsError, quoted
 from ._extract import format_size
 from ._models import PublishContext, PublisherSpec, ResultDescription
 
 __all__ = ["Terminated", "main", "run"]
 
 _state = {"debug": False}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_stdout: list[IO[str]] = []
+"""The CLI's own stdout while a command runs (see :func:`_plugins_write_to_stderr`)."""
+
+
+def _echo(message: str, *, nl: bool = True) -> None:
+    """Print the command's output on the real stdout, which plugins cannot write to."""
+    click.echo(message, nl=nl, file=_stdout[-1] if _stdout else None)
+
+
+@contextlib.contextmanager
+def _plugins_write_to_stderr() -> Iterator[None]:
+    """Send everything but the CLI's own output (:func:`_echo`) to stderr meanwhile.
+
+    A plugin that prints while it is imported or inside a hook would otherwise corrupt
+    what the CLI prints on stdout (``list --json``, the result of ``publish``). Python's
+    ``sys.stdout`` points at ``sys.stderr``, and when stdout is a real file descriptor,
+    that descriptor points at stderr's too (so ``os.write(1, ...)`` and child processes
+    are caught); both are restored afterwards.
+    """
+    real = sys.stdout
+    try:
+        out_fd: int | None = real.fileno()
+        err_fd: int | None = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # captured in memory (tests, hosts)
+        out_fd = err_fd = None
+    saved: int | None = None
+    own: IO[str] = real
+    if out_fd is not None and err_fd is not None and out_fd != err_fd:
+        try:
+            real.flush()
+            saved = os.dup(out_fd)
+        except (OSError, ValueError):
+            saved = None
+        if saved is not None:
+            own = open(  # noqa: SIM115 - closed below
+                saved,
+                "w",
+                encoding=getattr(real, "encoding", None) or "utf-8",
+                errors=getattr(real, "errors", None) or "strict",
+                closefd=False,
+            )
+            os.dup2(err_fd, out_fd)
+    _stdout.append(own)
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = real
+        _stdout.pop()
+        if saved is not None and out_fd is not None:
+            with contextlib.suppress(OSError, ValueError):
+                real.flush()  # what a plugin left in sys.__stdout__'s buffer goes to stderr
+                sys.stderr.flush()
+            own.close()  # flushes the CLI's output to the saved descriptor
+            os.dup2(saved, out_fd)
+            os.close(saved)
+
+
+def _guarded(command: F) -> F:
+    """Run ``command`` under :func:`_plugins_write_to_stderr`.
+
+    Only once its options are parsed: ``--help`` still prints on stdout.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _plugins_write_to_stderr():
+            return command(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _WarningHandler(logging.Handler):
+    """``warning: <message>`` on one line of the current stderr, for records >= WARNING."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = " ".join(record.getMessage().split())
+            click.echo(f"warning: {message}", err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def _log_warnings(context: click.Context) -> None:
+    """Print the framework's and publishers' warnings as ``warning: ...`` lines.
+
+    Until the command ends; Python's last-resort handler would print them bare.
+    """
+    handler = _WarningHandler()
+    loggers = [logging.getLogger(name) for name in ("publisher_core", *_publisher_modules())]
+    for logger in loggers:
+        logger.addHandler(handler)
+
+    def remove() -> None:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+    context.call_on_close(remove)
 
 
 def _publisher_modules() -> list[str]:
@@ -71,10 +179,10 @@ def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) 
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 date-time like 2023-09-26T14:05:30Z"
+            f"{quoted(value)} is not an ISO 8601 date-time like 2023-09-26T14:05:30Z"
         ) from None
     if parsed.tzinfo is None:
-        raise click.BadParameter(f"{value!r} has no time zone; add Z for UTC")
+        raise click.BadParameter(f"{quoted(value)} has no time zone; add Z for UTC")
     return parsed
 
 
@@ -140,7 +248,9 @@ def main(debug: bool) -> None:
     or the output of 'publisher describe --json'.
     """
     _state["debug"] = debug
-    if debug:
+    if not debug:
+        _log_warnings(click.get_current_context())
+    else:
         # Debug logs of the framework and its publishers only: SDK loggers (botocore) print
         # request headers and signatures at DEBUG, so they stay at WARNING.
         logging.basicConfig(
@@ -160,11 +270,12 @@ Examples:
 """,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@_guarded
 def list_command(as_json: bool) -> None:
     """List installed publishers: Type, distribution, version and status."""
     rows = _api.default_registry().statuses()
     if as_json:
-        click.echo(
+        _echo(
             dump_document(
                 [
                     {
@@ -193,7 +304,7 @@ def list_command(as_json: bool) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-        click.echo("  ".join(cells) + "  " + row[3])
+        _echo("  ".join(cells) + "  " + row[3])
 
 
 @main.command(
@@ -207,6 +318,7 @@ Examples:
 )
 @click.argument("spec")
 @_context_options
+@_guarded
 def validate(
     spec: str,
     job_id: str | None,
@@ -221,7 +333,7 @@ def validate(
     """
     context = _context(job_id, execution_id, node_id, now, always=False)
     validated = _api.validate(_load_spec(spec), context=context)
-    click.echo(f"ok: valid {validated.type} spec")
+    _echo(f"ok: valid {validated.type} spec")
 
 
 @main.command(
@@ -247,6 +359,7 @@ Examples:
 @click.option(
     "--dry-run", is_flag=True, help="Print the keys that would be written; write nothing."
 )
+@_guarded
 def publish(
     spec: str,
     path: Path,
@@ -273,11 +386,11 @@ def publish(
             err=True,
         )
         for key in planned.keys:
-            click.echo(key)
+            _echo(key)
         return
     started = time.monotonic()
     result = _api.publish(loaded, path, context=context)
-    click.echo(
+    _echo(
         dump_document(result_to_document(result), "json" if output_format == "json" else "yaml"),
         nl=False,
     )
@@ -299,6 +412,7 @@ Examples:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (the input 'publisher get' takes)."
 )
+@_guarded
 def describe(result: str, as_json: bool) -> None:
     """Turn RESULT into download items: path, URL, size, SHA-256 and expiry.
 
@@ -306,7 +420,7 @@ def describe(result: str, as_json: bool) -> None:
     credentials; pre-signed URLs in it are secrets until they expire.
     """
     description = _api.describe(_load_result(result))
-    click.echo(
+    _echo(
         dump_document(description_to_document(description), "json" if as_json else "yaml"), nl=False
     )
 
@@ -354,6 +468,7 @@ Examples:
     "a number with K, M, G or T (binary, e.g. 500M, 1.5G) "
     "(default: the free space where the result is rebuilt).",
 )
+@_guarded
 def get(
     result: str, output: Path | None, timeout: float, attempts: int, max_bytes: int | None
 ) -> None:
@@ -367,10 +482,20 @@ def get(
     description = loaded if isinstance(loaded, ResultDescription) else _api.describe(loaded)
     report = _api.get(description, output, timeout=timeout, attempts=attempts, max_bytes=max_bytes)
     note = f", {report.unverified} without a recorded SHA-256" if report.unverified else ""
-    click.echo(
+    _echo(
         f"verified {report.verified} of {report.verified + report.unverified} downloads by size "
         f"and SHA-256{note}; {report.files} files ({format_size(report.bytes)}) in {report.target}"
     )
+
+
+_LINE_LIMIT = 1000
+"""Characters of a message the CLI prints that neither it nor the framework wrote."""
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line, cut to :data:`_LINE_LIMIT` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= _LINE_LIMIT else line[:_LINE_LIMIT] + "..."
 
 
 def _exit_code(exc: PublisherError) -> int:
@@ -420,7 +545,7 @@ def _run(argv: list[str] | None) -> int:
             click.echo(ctx.get_help(), err=True)  # bare 'publisher': the help, not one line
             return 2
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        click.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+        click.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)
         return exc.exit_code
     except PublisherError as exc:
         if _state["debug"]:
@@ -437,7 +562,7 @@ def _run(argv: list[str] | None) -> int:
         if _state["debug"]:
             traceback.print_exc()
         click.echo(
-            f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())} "
+            f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))} "
             "(run 'publisher --debug ...' for a traceback)",
             err=True,
         )
