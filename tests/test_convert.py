@@ -230,3 +230,14 @@ def test_errors_quote_values_briefly(data):
         structure_params(data, cls)
     assert len(str(info.value)) < 400
     assert "\n" not in str(info.value)
+
+
+def test_a_spec_error_lists_twenty_problems_and_counts_the_rest() -> None:
+    """Thousands of problems give one bounded line; ``problems`` still holds every one."""
+    from publisher_core import SpecError
+
+    error = SpecError([f"unknown parameter 'p{n}' @ $.Params.p{n}" for n in range(5000)])
+    assert len(error.problems) == 5000
+    assert str(error).startswith("invalid spec (5000 problems): unknown parameter 'p0'")
+    assert str(error).endswith("; and 4980 more")
+    assert "'p20'" not in str(error)

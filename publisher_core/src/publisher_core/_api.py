@@ -17,7 +17,7 @@ from ._documents import (
     spec_from_document,
 )
 from ._download import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT, GetReport, download, safe_relative_path
-from ._errors import PluginError, PublisherError, PublishError, SpecError
+from ._errors import PluginError, PublisherError, PublishError, SpecError, quoted
 from ._imperative import looks_imperative, parse_imperative
 from ._models import (
     PublishContext,
@@ -29,6 +29,9 @@ from ._models import (
 )
 from ._registry import Publisher, Registry
 from ._settings import load_settings
+
+_PLUGIN_TEXT_LIMIT = 300
+"""Characters of an unexpected plugin exception's message an error keeps."""
 
 __all__ = [
     "default_registry",
@@ -154,8 +157,10 @@ def _call_plugin(
         raise
     except Exception as exc:
         text = " ".join(str(exc).split())
+        if len(text) > _PLUGIN_TEXT_LIMIT:  # a plugin's message may quote anything
+            text = text[:_PLUGIN_TEXT_LIMIT] + "..."
         raise error(
-            f"publisher {publisher.type!r} failed in {hook}: {type(exc).__name__}: {text}"
+            f"publisher {quoted(publisher.type)} failed in {hook}: {type(exc).__name__}: {text}"
         ) from exc
 
 
@@ -177,7 +182,7 @@ def _publish_call(
     path = _source_path(source)
     _log.debug("%s: %s spec %r for %s", hook, publisher.type, validated.params, path)
     if hook == "plan_publish" and not publisher.implements(hook):
-        raise PluginError(f"publisher {publisher.type!r} does not support dry runs")
+        raise PluginError(f"publisher {quoted(publisher.type)} does not support dry runs")
     result = _call_plugin(
         publisher,
         hook,
@@ -190,7 +195,7 @@ def _publish_call(
     expected = PublishPlan if hook == "plan_publish" else PublishedResult
     if not isinstance(result, expected):
         raise PluginError(
-            f"publisher {publisher.type!r} returned {type(result).__name__} from {hook}, "
+            f"publisher {quoted(publisher.type)} returned {type(result).__name__} from {hook}, "
             f"expected a {expected.__name__}"
         )
     return result
@@ -250,7 +255,7 @@ def describe(
     )
     if not isinstance(description, ResultDescription):
         raise PluginError(
-            f"publisher {publisher.type!r} returned {type(description).__name__} from "
+            f"publisher {quoted(publisher.type)} returned {type(description).__name__} from "
             "describe_result, expected a ResultDescription"
         )
     return description
@@ -283,7 +288,8 @@ def get(
         name = description.name
         if "/" in name or name in (".", "..") or name.startswith("."):
             raise SpecError(
-                f"result name {name!r} is not a plain directory name; pass an output directory",
+                f"result name {quoted(name)} is not a plain directory name; "
+                "pass an output directory",
                 what="description",
             )
         safe_relative_path(name)

@@ -33,6 +33,9 @@ __all__ = [
     "quoted",
 ]
 
+SHOWN_PROBLEMS = 20
+"""Problems a :class:`SpecError` message lists; ``problems`` keeps them all."""
+
 QUOTE_LIMIT = 80
 """Characters of a value an error message quotes, at most (see :func:`quoted`)."""
 
@@ -80,7 +83,9 @@ class SpecError(PublisherError, ValueError):
         if len(self.problems) == 1:
             message = f"invalid {what}: {self.problems[0]}"
         else:
-            joined = "; ".join(self.problems)
+            joined = "; ".join(self.problems[:SHOWN_PROBLEMS])
+            if len(self.problems) > SHOWN_PROBLEMS:
+                joined += f"; and {len(self.problems) - SHOWN_PROBLEMS} more"
             message = f"invalid {what} ({len(self.problems)} problems): {joined}"
         super().__init__(message)
 

@@ -37,6 +37,7 @@ from publisher_core import (
     key_problems,
     manifest_key,
     open_entry,
+    quoted,
     render_key,
     result_keys,
     result_name,
@@ -128,7 +129,7 @@ def _destination(root: Path, key: str) -> Path:
     parent = os.path.realpath(target.parent)
     if parent != str(root) and not parent.startswith(str(root) + "/"):
         raise PublishError(
-            f"key {key!r} resolves outside the local root {root} through a symlink; refusing"
+            f"key {quoted(key)} resolves outside the local root {root} through a symlink; refusing"
         )
     return target
 
@@ -146,7 +147,7 @@ def _placement(root: Path, key: str) -> Iterator[Path]:
     for ancestor in target.relative_to(root).parents:
         if ancestor != Path(".") and (root / manifest_key(f"{ancestor}/")).is_file():
             raise PublishError(
-                f"key {key!r} lies inside the directory result {root / ancestor}; "
+                f"key {quoted(key)} lies inside the directory result {root / ancestor}; "
                 "choose a key outside it"
             )
     created = [p for p in reversed(target.parents) if not p.exists()]
