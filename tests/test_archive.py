@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -23,6 +24,8 @@ from publisher_core import (
     zlib_gzip,
 )
 from publisher_core._archive import _tarinfo
+from publisher_core._extract import extract_archive
+from publisher_core._paths import MAX_PATH_DEPTH, MAX_SEGMENT_BYTES
 
 from .trees import build, trees
 
@@ -157,3 +160,25 @@ def test_bytes_appended_after_the_open_are_not_archived(tmp_path: Path) -> None:
         member = tar.extractfile("log")
         assert member is not None
         assert member.read() == b"a" * 1000
+
+
+def test_a_tree_at_the_path_limits_archives_and_extracts(tmp_path: Path) -> None:
+    """A file 256 levels down, next to a 255-byte name, round-trips with little stack."""
+    source = tmp_path / "src"
+    deep = "/".join(["d"] * (MAX_PATH_DEPTH - 1) + ["f"])
+    (source / deep).parent.mkdir(parents=True)
+    (source / deep).write_bytes(b"deep")
+    (source / ("n" * MAX_SEGMENT_BYTES)).write_bytes(b"long")
+    archive = tmp_path / "r.tar.gz"
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(250)  # less than one frame per level of the tree
+    try:
+        with open(archive, "wb") as out:
+            write_archive(scan_tree(source, follow_links=False), out)
+        tree = tmp_path / "tree"
+        tree.mkdir()
+        assert extract_archive(archive, tree) == (2, 8)
+    finally:
+        sys.setrecursionlimit(before)
+    assert (tree / deep).read_bytes() == b"deep"
+    assert (tree / ("n" * MAX_SEGMENT_BYTES)).read_bytes() == b"long"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import http.server
@@ -17,6 +18,7 @@ import threading
 import types
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -39,6 +41,7 @@ from publisher_core import (
     _extract,
     download,
     get,
+    quoted,
     sha256_b64,
 )
 from publisher_core._documents import description_to_document, dump_document
@@ -257,9 +260,19 @@ def test_conflicting_item_paths_are_refused(tmp_path):
     with pytest.raises(UnsafePathError, match="appears twice"):
         download(ResultDescription(type="t", name="n", items=twice), tmp_path / "out")
     nested = (item_for(source, "a"), item_for(source, "a/b"))
-    with pytest.raises(DownloadError, match="rebuilding the result failed"):
+    with pytest.raises(UnsafePathError) as refused:
         download(ResultDescription(type="t", name="n", items=nested), tmp_path / "out")
+    assert str(refused.value) == (
+        "item path 'a/b' would be written through 'a', which is a file item, not a "
+        "directory; refusing it"
+    )
+    as_directory = ResultDescription(
+        type="t", name="n", items=(item_for(source, "a"),), directories=("a/",)
+    )
+    with pytest.raises(UnsafePathError, match=r"^directory 'a' is also a file item; refusing it$"):
+        download(as_directory, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no staging left
 
 
 def hostile(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
@@ -1013,8 +1026,8 @@ def test_parse_size_is_an_int_or_a_clear_error(text):
         assert text.strip()[:1].isdigit() or text.strip().startswith(".")
 
 
-def test_a_member_name_that_is_not_utf8_counts_toward_the_limit(tmp_path):
-    """Names are measured as the bytes they were read from, whatever their encoding."""
+def test_a_member_name_that_is_not_utf8_is_refused_by_its_bytes(tmp_path):
+    """A member name that is not UTF-8 is refused, as publish refuses it, shown as bytes."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT, encoding="latin-1") as t:
         info, _ = member("caf\xe9.txt", data=b"x")
@@ -1023,5 +1036,360 @@ def test_a_member_name_that_is_not_utf8_counts_toward_the_limit(tmp_path):
     archive.write_bytes(gzip.compress(buffer.getvalue()))
     tree = tmp_path / "tree"
     tree.mkdir()
-    assert extract_archive(archive, tree, max_bytes=1) == (1, 1)
-    assert [p.name.encode("utf-8", "surrogateescape") for p in tree.iterdir()] == [b"caf\xe9.txt"]
+    with pytest.raises(UnsafePathError) as refused:
+        extract_archive(archive, tree, max_bytes=1)  # the name is measured as its bytes too
+    assert str(refused.value) == (
+        "archive entry b'caf\\xe9.txt': name is not valid UTF-8; refusing the archive"
+    )
+    assert list(tree.iterdir()) == []
+
+
+# --- one path rule for publish and get ---------------------------------------------------
+
+
+def test_an_item_path_2000_levels_deep_is_refused_clearly(tmp_path):
+    """A description path 2000 segments deep is an UnsafePathError, not a RecursionError."""
+    source = tmp_path / "s"
+    source.write_bytes(b"s")
+    deep = "/".join(["a"] * 2000)
+    with pytest.raises(UnsafePathError) as refused:
+        download(
+            ResultDescription(type="t", name="n", items=(item_for(source, deep),)),
+            tmp_path / "out",
+        )
+    assert str(refused.value) == (
+        f"item path {quoted(deep)}: path is 2000 levels deep; the limit is 256; refusing it"
+    )
+    assert listing(tmp_path) == ["s"]
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("x\\y", "'x\\\\\\\\y': name contains a backslash, a path separator on Windows"),
+        ("tab\there", "'tab\\\\there': name contains a control character"),
+        ("n" * 256, "'n+\\.\\.\\.n+': name 'n+\\.\\.\\.n+' is 256 UTF-8 bytes; the limit is 255"),
+        (
+            "/".join(["m" * 200] * 21),
+            "'m+\\.\\.\\.m+': path is 4220 UTF-8 bytes; the limit is 4095",
+        ),
+    ],
+)
+def test_item_paths_publish_would_refuse_are_refused_with_the_reason(tmp_path, path, reason):
+    """get refuses the names publish refuses, saying why, before fetching anything."""
+    source = tmp_path / "s"
+    source.write_bytes(b"s")
+    description = ResultDescription(type="t", name="n", items=(item_for(source, path),))
+    with pytest.raises(UnsafePathError) as refused:
+        download(description, tmp_path / "out")
+    assert re.fullmatch(f"item path {reason}.*; refusing it", str(refused.value))
+    assert listing(tmp_path) == ["s"]
+
+
+def test_an_empty_directory_publish_would_refuse_is_refused(tmp_path):
+    """Directories of a description are held to the same path rule as items."""
+    description = ResultDescription(type="t", name="n", directories=("ok/bad\nname/",))
+    with pytest.raises(UnsafePathError, match="'ok/bad\\\\nname': name contains a control"):
+        download(description, tmp_path / "out")
+
+
+def test_an_item_at_the_depth_limit_is_fetched_without_recursion(tmp_path):
+    """A file 256 levels down is fetched even with a recursion limit below its depth."""
+    source = tmp_path / "s"
+    source.write_bytes(b"s")
+    deep = "/".join(["d"] * 255 + ["f"])
+    description = ResultDescription(
+        type="t", name="n", items=(item_for(source, deep),), directories=("e/" * 256,)
+    )
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(250)  # pathlib's and os.makedirs recurse once per level
+    try:
+        download(description, tmp_path / "out")
+    finally:
+        sys.setrecursionlimit(before)
+    assert (tmp_path / "out" / deep).read_bytes() == b"s"
+    assert (tmp_path / "out").joinpath(*["e"] * 256).is_dir()
+
+
+# --- one size limit for every item --------------------------------------------------------
+
+
+def refuse_description(
+    tmp_path: Path, items: tuple[DownloadItem, ...], **options: Any
+) -> DownloadError:
+    """get must fail with exactly DownloadError, leaving nothing (no staging) behind."""
+    before = listing(tmp_path)
+    with pytest.raises(DownloadError) as refused:
+        download(ResultDescription(type="t", name="r", items=items), tmp_path / "out", **options)
+    assert type(refused.value) is DownloadError
+    assert listing(tmp_path) == before
+    return refused.value
+
+
+def test_a_file_item_without_a_size_stops_at_max_bytes(tmp_path):
+    """file:///dev/zero with no recorded Size stops at --max-size with an error naming it."""
+    item = DownloadItem(path="zero.bin", url="file:///dev/zero")
+    refused = refuse_description(tmp_path, (item,), max_bytes=3 * 2**20)
+    assert str(refused) == (
+        "downloading 'zero.bin' went over the limit of 3.0 MiB for the whole result "
+        "(publisher get --max-size); refusing it"
+    )
+
+
+def test_a_file_item_without_a_size_stops_at_the_free_space(tmp_path, monkeypatch):
+    """Without --max-size, the free space beside the target bounds a download of no Size."""
+    real = shutil.disk_usage
+
+    def one_mib_free(path: str | Path) -> Any:
+        return types.SimpleNamespace(total=real(path).total, used=0, free=2**20)
+
+    monkeypatch.setattr(shutil, "disk_usage", one_mib_free)
+    item = DownloadItem(path="zero.bin", url="file:///dev/zero")
+    refused = refuse_description(tmp_path, (item,))
+    assert str(refused) == (
+        "downloading 'zero.bin' went over the limit of 1.0 MiB for the whole result "
+        f"(the free space beside {tmp_path / 'out'}; see publisher get --max-size); refusing it"
+    )
+
+
+def test_the_limit_is_for_all_items_together(tmp_path):
+    """Two files without Sizes, each under the limit, are refused when together over it."""
+    items = []
+    for name in ("a.bin", "b.bin"):
+        (tmp_path / name).write_bytes(bytes(700 * 1024))
+        items.append(DownloadItem(path=name, url=(tmp_path / name).as_uri()))
+    refused = refuse_description(tmp_path, tuple(items), max_bytes=2**20)
+    assert re.fullmatch(
+        "downloading '[ab].bin' went over the limit of 1.0 MiB for the whole result "
+        "\\(publisher get --max-size\\); refusing it",
+        str(refused),
+    )
+
+
+def test_an_archive_without_a_size_cannot_fill_the_disk(tmp_path):
+    """An archive item of no Size is bounded too, with tar's allowance on top of the limit."""
+    item = DownloadItem(path="r.tar.gz", url="file:///dev/zero", archive=True)
+    refused = refuse_description(tmp_path, (item,), max_bytes=2**20)
+    assert str(refused) == (
+        "downloading 'r.tar.gz' went over the limit of 1.0 MiB for the whole result "
+        "(publisher get --max-size) plus 1.0 MiB for tar's overhead; refusing it"
+    )
+
+
+def test_files_and_archive_content_share_the_limit(tmp_path):
+    """What the files took is subtracted from what an archive may unpack to."""
+    (tmp_path / "f.bin").write_bytes(bytes(600 * 1024))
+    archive = tmp_path / "r.tar.gz"
+    archive.write_bytes(tar_gz([member("a.bin", data=bytes(600 * 1024))]))
+    items = (item_for(tmp_path / "f.bin", "f.bin"), item_for(archive, "r.tar.gz", archive=True))
+    refused = refuse_description(tmp_path, items, max_bytes=2**20)
+    assert str(refused) == (
+        "archive declares 600.0 KiB of content (up to entry 'a.bin'), over the limit of "
+        "424.0 KiB (publisher get --max-size, less 600.0 KiB already downloaded); "
+        "refusing a possible decompression bomb"
+    )
+
+
+def test_recorded_sizes_over_the_limit_are_refused_before_any_download(tmp_path, monkeypatch):
+    """Files whose recorded Sizes add up to more than the limit are refused unopened."""
+
+    def never(url: str, timeout: float) -> Any:
+        raise AssertionError(f"{url} was opened")
+
+    monkeypatch.setattr(_download, "_open_url", never)
+    items = tuple(
+        DownloadItem(path=name, url=f"file:///nowhere/{name}", size=600 * 1024)
+        for name in ("a.bin", "b.bin")
+    )
+    refused = refuse_description(tmp_path, items, max_bytes=2**20)
+    assert str(refused) == (
+        "the items record 1.2 MiB in all (up to 'b.bin'), over the limit of 1.0 MiB "
+        "(publisher get --max-size); refusing the result"
+    )
+
+
+def test_a_result_that_fits_the_limit_exactly_is_fetched(tmp_path):
+    """Files without Sizes and an archive's content adding up to the limit are fine."""
+    (tmp_path / "f.bin").write_bytes(b"f" * 1000)
+    archive = tmp_path / "r.tar.gz"
+    archive.write_bytes(tar_gz([member("a.bin", data=b"a" * 24)]))
+    items = (
+        DownloadItem(path="f.bin", url=(tmp_path / "f.bin").as_uri()),
+        item_for(archive, "r.tar.gz", archive=True),
+    )
+    report = download(
+        ResultDescription(type="t", name="r", items=items), tmp_path / "out", max_bytes=1024
+    )
+    assert (report.files, report.bytes) == (2, 1024)
+
+
+@pytest.fixture
+def handed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many bytes each read of a download handed to get, recorded."""
+    handed: list[int] = []
+    real = _download._open_url
+
+    @contextmanager
+    def counted(url: str, timeout: float) -> Iterator[Any]:
+        with real(url, timeout) as source:
+
+            class Counting:
+                length = None
+
+                def readinto(self, view: memoryview) -> int:
+                    n: int = source.readinto(view)  # type: ignore[attr-defined]
+                    handed.append(n)
+                    return n
+
+            yield Counting()
+
+    monkeypatch.setattr(_download, "_open_url", counted)
+    return handed
+
+
+def test_an_item_is_never_read_past_its_recorded_size(tmp_path, handed):
+    """An endless source with a recorded Size is read to one byte past it, no further."""
+    item = DownloadItem(path="z", url="file:///dev/zero", size=10)
+    with pytest.raises(IntegrityError, match="z: more bytes than the recorded size 10"):
+        download(ResultDescription(type="t", name="r", items=(item,)), tmp_path / "out")
+    assert sum(handed) == 11
+
+
+@pytest.fixture
+def endless() -> Iterator[str]:
+    """A loopback HTTP server whose every body is zeros without end (no Content-Length)."""
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.end_headers()
+            chunk = bytes(64 * 1024)
+            try:
+                while True:
+                    self.wfile.write(chunk)
+            except OSError:  # the client stopped reading and hung up
+                pass
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_http_item_without_a_size_stops_at_max_bytes(endless, tmp_path):
+    """An endless HTTP body with no recorded Size stops at the limit, without a retry."""
+    item = DownloadItem(path="zero.bin", url=f"{endless}/zero.bin?X-Amz-Signature=secret")
+    refused = refuse_description(tmp_path, (item,), max_bytes=2**20)
+    assert str(refused) == (
+        "downloading 'zero.bin' went over the limit of 1.0 MiB for the whole result "
+        "(publisher get --max-size); refusing it"
+    )
+
+
+def test_an_http_item_is_never_read_past_its_recorded_size(endless, tmp_path, handed):
+    """An endless HTTP body of an item with a Size is read to one byte past it."""
+    item = DownloadItem(path="z", url=f"{endless}/z", size=10)
+    with pytest.raises(IntegrityError, match="more bytes than the recorded size 10"):
+        download(ResultDescription(type="t", name="r", items=(item,)), tmp_path / "out", attempts=1)
+    assert sum(handed) == 11
+
+
+def test_cli_bounds_an_item_without_a_size(tmp_path, cli_in_process):
+    """publisher get --max-size stops an unbounded item with one error line and exit 1."""
+    item = DownloadItem(path="zero.bin", url="file:///dev/zero")
+    code, out, err = run_get(cli_in_process, tmp_path, (item,), "--max-size", "1M")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: downloading 'zero.bin' went over the limit of 1.0 MiB for the whole result "
+        "(publisher get --max-size); refusing it\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+# --- extraction failures name the member and why -------------------------------------------
+
+
+def refuse_members(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> str:
+    """get of an archive of ``members`` fails with UnsafePathError; its message."""
+    refused = refuse_archive(tmp_path, tar_gz(members), UnsafePathError)
+    return str(refused.value)
+
+
+def test_a_member_written_through_a_hard_link_is_refused_by_name(tmp_path):
+    """A hard link is a file: a member below it is named, not an unreadable archive."""
+    message = refuse_members(
+        tmp_path,
+        [
+            member("f", data=b"f"),
+            member("d", tarfile.LNKTYPE, link="f"),
+            member("d/x", data=b"x"),
+        ],
+    )
+    assert message == (
+        "archive entry 'd/x' would be written through 'd', which is not a directory "
+        "(a file or hard link earlier in the archive); refusing the archive"
+    )
+
+
+def test_a_member_written_through_a_file_is_refused_by_name(tmp_path):
+    """A member below a regular file of the same archive names both."""
+    message = refuse_members(tmp_path, [member("d", data=b"d"), member("./d/x", data=b"x")])
+    assert message == (
+        "archive entry './d/x' would be written through 'd', which is not a directory "
+        "(a file or hard link earlier in the archive); refusing the archive"
+    )
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        member("d", data=b"file"),
+        member("d", tarfile.SYMTYPE, link="elsewhere"),
+        member("d", tarfile.LNKTYPE, link="f"),
+    ],
+    ids=["file", "symlink", "hard-link"],
+)
+def test_a_member_replacing_a_directory_in_use_is_refused_by_name(tmp_path, last):
+    """A file or link where earlier members made a directory is named, not an OSError."""
+    message = refuse_members(tmp_path, [member("f", data=b"f"), member("d/x", data=b"x"), last])
+    assert message == (
+        "archive entry 'd' would replace the directory of the same name that earlier entries "
+        "are in; refusing the archive"
+    )
+
+
+def test_a_write_failure_names_the_member_and_the_reason(tmp_path, monkeypatch):
+    """A full disk while extracting says so and names the member, not 'not a readable'."""
+
+    def full(self: tarfile.TarFile, tarinfo: tarfile.TarInfo, targetpath: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", targetpath)
+
+    monkeypatch.setattr(tarfile.TarFile, "makefile", full)
+    archive = tmp_path / "r.tar.gz"
+    archive.write_bytes(tar_gz([member("d", tarfile.DIRTYPE), member("d/a.txt", data=b"a")]))
+    refused = refuse_archive(tmp_path, archive.read_bytes(), DownloadError)
+    assert str(refused.value) == (
+        "extracting archive entry 'd/a.txt' failed: No space left on device"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("x\\y", "'x\\\\\\\\y': name contains a backslash"),
+        ("a/t\tb", "'a/t\\\\tb': name contains a control character"),
+        ("/".join("a" * 257), "'a/a/.*: path is 257 levels deep; the limit is 256"),
+    ],
+)
+def test_members_publish_would_refuse_are_refused_with_the_reason(tmp_path, name, reason):
+    """Archive members are held to the path rule of publish and of item paths."""
+    message = refuse_members(tmp_path, [member(name, data=b"x")])
+    assert re.fullmatch(f"archive entry {reason}.*; refusing the archive", message)

@@ -22,6 +22,7 @@ from publisher_core import (
     plan,
     publish,
 )
+from publisher_core._paths import MAX_PATH_DEPTH
 from tests.trees import build, snapshot, trees
 
 NOW = datetime(2023, 9, 26, 14, 5, 30, tzinfo=timezone.utc)
@@ -258,3 +259,34 @@ def test_generated_trees_round_trip_in_archive_mode(tree):
         result = publish(spec("t", True), source, settings={"root": str(base / "root")})
         get(describe(result), base / "out")
         assert snapshot(base / "out") == snapshot(source)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_name_with_a_backslash_is_not_published(result_dir, root, compress):
+    """dir/x\\y is refused at publish, naming it, since get could never fetch it."""
+    (result_dir / "nested" / "x\\y").write_text("1\n")
+    with pytest.raises(PublishError, match=r"'nested/x\\\\y': name contains a backslash"):
+        publish(spec("t", compress), result_dir)
+    assert not root.exists() or list(root.rglob("*")) == []
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_tree_at_the_depth_limit_round_trips(tmp_path, root, compress):
+    """A file 256 levels down publishes in both modes and get fetches it back."""
+    source = tmp_path / "src"
+    deep = "/".join(["d"] * (MAX_PATH_DEPTH - 1) + ["f"])
+    (source / deep).parent.mkdir(parents=True)
+    (source / deep).write_bytes(b"deep")
+    result = publish(spec("t", compress), source)
+    get(describe(result), tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(source)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_tree_over_the_depth_limit_is_not_published(tmp_path, root, compress):
+    """A file 257 levels down is refused at publish, as get would refuse it."""
+    source = tmp_path / "src"
+    (source.joinpath(*["d"] * MAX_PATH_DEPTH)).mkdir(parents=True)
+    (source.joinpath(*["d"] * MAX_PATH_DEPTH) / "f").write_bytes(b"deep")
+    with pytest.raises(PublishError, match=r"path is 257 levels deep; the limit is 256$"):
+        publish(spec("t", compress), source)

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
+import sys
+import tarfile
+import tempfile
 import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from publisher_core import PublishError, SpecError, empty_directories, open_entry, scan_tree
+from publisher_core import (
+    PublishError,
+    SpecError,
+    empty_directories,
+    open_entry,
+    quoted,
+    safe_relative_path,
+    scan_tree,
+)
+from publisher_core._extract import _ArchiveChecker
+from publisher_core._paths import MAX_PATH_BYTES, MAX_PATH_DEPTH, MAX_SEGMENT_BYTES, path_problem
 
 
 def make_loop(first: Path, second: Path) -> None:
@@ -249,3 +265,149 @@ def test_an_unchanged_file_opens(tree: Path) -> None:
     entry = next(e for e in scan_tree(tree, follow_links=False) if e.path == "sub/b.txt")
     with open_entry(entry) as handle:
         assert handle.read() == b"bb"
+
+
+# -- The result path rule: what publish accepts, get fetches ---------------------------------
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_a_name_with_a_backslash_is_refused_naming_it(tree: Path, follow: bool) -> None:
+    """A backslash in a name is refused at publish, as get would refuse the path."""
+    (tree / "sub" / "x\\y").write_text("1\n")
+    with pytest.raises(PublishError) as refused:
+        scan_tree(tree, follow_links=follow)
+    assert str(refused.value).endswith(
+        "'sub/x\\\\y': name contains a backslash, a path separator on Windows, which a key "
+        "or a restored file name cannot hold safely"
+    )
+
+
+def test_a_single_file_with_a_backslash_is_refused(tmp_path: Path) -> None:
+    """A result that is one file with a backslash in its name is refused too."""
+    (tmp_path / "a\\b").write_text("x")
+    with pytest.raises(PublishError, match=r"'a\\\\b': name contains a backslash"):
+        scan_tree(tmp_path / "a\\b", follow_links=False)
+
+
+def nest(root: Path, depth: int) -> str:
+    """A file ``depth`` levels down below ``root`` (directories named ``d``); its path."""
+    rel = "/".join(["d"] * (depth - 1) + ["f"])
+    (root / rel).parent.mkdir(parents=True)
+    (root / rel).write_text("deep")
+    return rel
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_a_tree_deeper_than_the_limit_is_refused_once(tmp_path: Path, follow: bool) -> None:
+    """A path over MAX_PATH_DEPTH levels is one problem naming it; nothing below is walked."""
+    nest(tmp_path / "r", MAX_PATH_DEPTH + 3)
+    with pytest.raises(PublishError) as refused:
+        scan_tree(tmp_path / "r", follow_links=follow)
+    deepest = quoted("/".join(["d"] * (MAX_PATH_DEPTH + 1)))  # cut to 80 characters
+    assert str(refused.value) == (
+        f"1 entry of {tmp_path / 'r'} cannot be published: {deepest}: path is "
+        f"{MAX_PATH_DEPTH + 1} levels deep; the limit is {MAX_PATH_DEPTH}"
+    )
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_a_tree_at_the_depth_limit_is_scanned_without_recursion(
+    tmp_path: Path, follow: bool
+) -> None:
+    """A file MAX_PATH_DEPTH levels down is accepted, even with a small recursion limit."""
+    rel = nest(tmp_path / "r", MAX_PATH_DEPTH)
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(400)  # a recursive walk needs a frame or more per level
+    try:
+        entries = scan_tree(tmp_path / "r", follow_links=follow)
+    finally:
+        sys.setrecursionlimit(before)
+    assert [e.path for e in entries][-1] == rel
+    assert len(entries) == MAX_PATH_DEPTH
+
+
+def test_the_walk_keeps_depth_first_name_order(tree: Path) -> None:
+    """Entries come depth first, siblings in name order, as before the walk was iterative."""
+    paths = [e.path for e in scan_tree(tree, follow_links=True)]
+    assert paths == [
+        "a.txt",
+        "empty",
+        "link-to-a",
+        "link-to-sub",
+        "link-to-sub/b.txt",
+        "link-to-sub/deep",
+        "sub",
+        "sub/b.txt",
+        "sub/deep",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("", "path is empty"),
+        ("/a", "path is absolute (starts with '/')"),
+        ("a//b", "path has an empty, '.' or '..' segment"),
+        ("a/./b", "path has an empty, '.' or '..' segment"),
+        ("a/..", "path has an empty, '.' or '..' segment"),
+        ("a/", "path has an empty, '.' or '..' segment"),
+        ("a\udcffb", "name is not valid UTF-8"),
+        ("a\x00b", "name contains a control character"),
+        ("a\\b", "name contains a backslash"),
+        ("/".join("a" * (MAX_PATH_DEPTH + 1)), f"path is {MAX_PATH_DEPTH + 1} levels deep"),
+        ("/".join(["b" * 250] * 17), f"path is 4266 UTF-8 bytes; the limit is {MAX_PATH_BYTES}"),
+        ("é" * 128, f"name 'ééé.*' is 256 UTF-8 bytes; the limit is {MAX_SEGMENT_BYTES}"),
+    ],
+)
+def test_the_path_rule_names_the_problem(path: str, problem: str) -> None:
+    """Each way a result path can be wrong has its own reason."""
+    found = path_problem(path)
+    assert found is not None
+    assert re.match(problem if ".*" in problem else re.escape(problem), found)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "a",
+        "a b/c-d.txt",
+        "é" * 127 + "e",  # 255 bytes
+        "/".join(["a"] * MAX_PATH_DEPTH),
+        "/".join(["b" * 254] * 16)[: MAX_PATH_BYTES - 1] + "c",  # 4095 bytes
+    ],
+)
+def test_the_path_rule_accepts_paths_up_to_its_limits(path: str) -> None:
+    """Paths at the limits of bytes, segment bytes and depth are accepted."""
+    assert path_problem(path) is None
+
+
+RISKY = st.sampled_from(["a", "b", "é", " ", "-", ".", "\\", "\t", "\n", "\x7f", "\x85", "\u2028"])
+segments = st.text(alphabet=RISKY, min_size=1, max_size=4).filter(lambda s: s not in (".", ".."))
+
+
+@given(st.lists(st.lists(segments, min_size=1, max_size=3), min_size=1, max_size=3))
+def test_whatever_scan_tree_accepts_get_accepts(paths: list[list[str]]) -> None:
+    """Any tree scan_tree accepts has only paths get and archive extraction accept, and a
+    tree it refuses has a path they refuse."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp, "r")
+        root.mkdir()
+        made = []
+        for parts in paths:
+            try:
+                root.joinpath(*parts[:-1]).mkdir(parents=True, exist_ok=True)
+                root.joinpath(*parts).write_text("x")
+            except OSError:  # a file where a directory is wanted, or the reverse
+                continue
+            made.append("/".join(parts))
+        try:
+            entries = scan_tree(root, follow_links=False)
+        except PublishError:
+            assert any(path_problem(p) is not None for p in made)
+            return
+    checker = _ArchiveChecker()
+    for entry in entries:
+        assert safe_relative_path(entry.path) == entry.path
+        info = tarfile.TarInfo(entry.path)
+        info.type = tarfile.DIRTYPE if entry.kind == "dir" else tarfile.REGTYPE
+        assert checker.check(info) == entry.path

@@ -64,6 +64,7 @@ from ._models import (
     ValidatedSpec,
     redact_url,
 )
+from ._paths import MAX_PATH_BYTES, MAX_PATH_DEPTH, MAX_SEGMENT_BYTES, path_problem
 from ._registry import ENTRY_POINT_GROUP, Publisher, PublisherStatus, Registry
 from ._settings import load_settings
 from ._tree import TreeEntry, empty_directories, open_entry, scan_tree
@@ -72,6 +73,9 @@ from .hookspecs import hookimpl
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MAX_KEY_BYTES",
+    "MAX_PATH_BYTES",
+    "MAX_PATH_DEPTH",
+    "MAX_SEGMENT_BYTES",
     "PLACEHOLDERS",
     "ArchiveSummary",
     "BinarySink",
@@ -122,6 +126,7 @@ __all__ = [
     "open_entry",
     "parse_document",
     "parse_imperative",
+    "path_problem",
     "plan",
     "publish",
     "quoted",

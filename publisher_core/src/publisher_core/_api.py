@@ -275,8 +275,8 @@ def get(
 
     ``result`` is a published result (described first, which may need credentials) or a
     :class:`ResultDescription` (needs none). ``timeout`` (seconds, per connection and
-    read), ``attempts`` (per HTTP(S) download) and ``max_bytes`` (content extracted from
-    archives; default: the free space where ``target`` is) are those of
+    read), ``attempts`` (per HTTP(S) download) and ``max_bytes`` (all the bytes the result
+    takes, downloaded and extracted; default: the free space where ``target`` is) are those of
     :func:`~publisher_core.download`, which lists the errors raised.
     """
     description = (

@@ -2,6 +2,11 @@
 
 Every item is fetched (``file``, ``http``, ``https``) into a staging directory beside the
 target and checked against its recorded size and SHA-256 before anything is extracted.
+Item paths (and archive members) must pass the result path rule of
+:func:`~publisher_core._paths.path_problem`, the rule publish applies too. What is
+downloaded counts, as it arrives, against one limit for the whole result (``max_bytes``,
+by default the free space): an item without a recorded size cannot fill the disk, and no
+item is read past its recorded size.
 Archives are extracted by ``extract_archive`` (no absolute paths, no ``..``, no links
 leading out, no devices). Only a tree that fully checked out is renamed to the
 target; on any failure the staging directory is removed and the target is untouched.
@@ -34,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
+from . import _extract
 from ._archive import sha256_b64
 from ._errors import (
     DownloadError,
@@ -42,9 +48,11 @@ from ._errors import (
     SpecError,
     TargetExistsError,
     UnsafePathError,
+    quoted,
 )
 from ._extract import extract_archive, format_size
 from ._models import DownloadItem, ResultDescription, redact_url
+from ._paths import make_dirs, path_problem, shown_path
 
 __all__ = ["GetReport", "check_url", "download", "parse_size", "safe_relative_path"]
 
@@ -98,17 +106,57 @@ def check_url(url: str) -> None:
 
 
 def safe_relative_path(path: str) -> str:
-    """``path`` if it is a relative POSIX path that stays inside its root, else an error."""
-    parts = path.split("/")
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or "\x00" in path
-        or any(p in ("", ".", "..") for p in parts)
-    ):
-        raise UnsafePathError(f"item path {path!r} is not a plain relative path; refusing it")
+    """``path`` if it is a result path publish could have written, else an error.
+
+    That is the rule of :func:`~publisher_core._paths.path_problem`: relative, inside its
+    root, no backslash or control character, bounded in length and depth. Raises
+    :class:`UnsafePathError` naming the path and the reason.
+    """
+    problem = path_problem(path)
+    if problem is not None:
+        raise UnsafePathError(f"item path {shown_path(path)}: {problem}; refusing it")
     return path
+
+
+def _sizes(size: int, limit: int) -> tuple[str, str]:
+    """``size`` and ``limit`` for people, in bytes when they would read alike."""
+    shown, limit_shown = format_size(size), format_size(limit)
+    if shown == limit_shown:
+        return f"{size} bytes", f"{limit} bytes"
+    return shown, limit_shown
+
+
+class _Budget:
+    """The bytes one ``get`` may still write, shared by every download as bytes arrive.
+
+    ``limit`` is ``max_bytes`` or the free space; ``note`` says which, for the error. A
+    compressed archive may go over it by tar's allowance (an archive of many small or
+    empty files is larger than its content); once extracted it counts its content instead.
+    """
+
+    def __init__(self, limit: int, note: str) -> None:
+        self.limit = limit
+        self.note = note
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, count: int, item: DownloadItem) -> None:
+        """Count ``count`` more bytes of ``item``, or refuse them if over the limit."""
+        slack = _extract._TAR_SLACK if item.archive else 0
+        with self._lock:
+            if self.used + count > self.limit + slack:
+                overhead = f" plus {format_size(slack)} for tar's overhead" if slack else ""
+                raise DownloadError(
+                    f"downloading {quoted(item.path)} went over the limit of "
+                    f"{format_size(self.limit)} for the whole result ({self.note}){overhead}; "
+                    "refusing it"
+                )
+            self.used += count
+
+    def give_back(self, count: int) -> None:
+        """Forget ``count`` bytes: a failed attempt's, or an archive's once extracted."""
+        with self._lock:
+            self.used -= count
 
 
 def parse_size(text: str) -> int:
@@ -243,9 +291,18 @@ def _open_url(url: str, timeout: float) -> Iterator[BinaryIO]:
 
 
 def _attempt(
-    item: DownloadItem, out: BinaryIO, view: memoryview, timeout: float, cancel: threading.Event
+    item: DownloadItem,
+    out: BinaryIO,
+    view: memoryview,
+    timeout: float,
+    cancel: threading.Event,
+    budget: _Budget | None,
 ) -> tuple[bool, int]:
-    """One download of ``item`` into ``out``, verified; see :func:`_fetch`."""
+    """One download of ``item`` into ``out``, verified; see :func:`_fetch`.
+
+    Never reads more than one byte past a recorded size, and counts every byte against
+    ``budget`` before writing it.
+    """
     digest = hashlib.sha256()
     size = 0
     read_errors: tuple[type[Exception], ...] = (OSError,)
@@ -257,8 +314,9 @@ def _attempt(
         while True:
             if cancel.is_set():
                 raise _Cancelled
+            want = len(view) if item.size is None else min(len(view), item.size - size + 1)
             try:
-                n = source.readinto(view)  # type: ignore[attr-defined]
+                n = source.readinto(view[:want])  # type: ignore[attr-defined]
             except read_errors as exc:  # any of them, mid-body, is worth another attempt
                 outcome = _network_error(exc, item.url, timeout)
                 why = outcome.reason if isinstance(outcome, _Transient) else outcome
@@ -270,6 +328,8 @@ def _attempt(
                 raise _Transient(
                     f"more bytes than the recorded size {item.size}; refusing it", integrity=True
                 )
+            if budget is not None:
+                budget.take(n, item)
             digest.update(view[:n])
             out.write(view[:n])
         missing = getattr(source, "length", None)  # an HTTP body shorter than its header
@@ -296,12 +356,14 @@ def _fetch(
     timeout: float = DEFAULT_TIMEOUT,
     attempts: int = DEFAULT_ATTEMPTS,
     cancel: threading.Event | None = None,
+    budget: _Budget | None = None,
 ) -> tuple[bool, int]:
     """Download ``item`` to ``dest`` and verify it; return (SHA-256 checked, bytes).
 
     An HTTP(S) item is tried up to ``attempts`` times, each time from scratch; a ``file``
     item once. Raises :class:`IntegrityError` when the last attempt got bytes that do not
-    match the record and :class:`DownloadError` for any other failure.
+    match the record and :class:`DownloadError` for any other failure, going over
+    ``budget`` included (which is never retried).
     """
     cancel = cancel or threading.Event()
     shown = redact_url(item.url)
@@ -312,10 +374,12 @@ def _fetch(
     with open(dest, "xb") as out:
         for attempt in range(1, tries + 1):
             if attempt > 1:
+                if budget is not None:
+                    budget.give_back(out.tell())
                 out.seek(0)
                 out.truncate()
             try:
-                return _attempt(item, out, view, timeout, cancel)
+                return _attempt(item, out, view, timeout, cancel, budget)
             except DownloadError as exc:  # one that no retry fixes, e.g. HTTP 403 or 404
                 if attempt == 1:
                     raise
@@ -347,14 +411,26 @@ def _fetch(
 
 
 def _fetch_all(
-    files: list[DownloadItem], tree: Path, workers: int, timeout: float, attempts: int
+    files: list[DownloadItem],
+    tree: Path,
+    workers: int,
+    timeout: float,
+    attempts: int,
+    budget: _Budget,
 ) -> list[tuple[bool, int]]:
     """Fetch ``files`` into ``tree`` concurrently; the first failure stops the others."""
     cancel = threading.Event()
 
     def fetch(item: DownloadItem) -> tuple[bool, int]:
         try:
-            return _fetch(item, tree / item.path, timeout=timeout, attempts=attempts, cancel=cancel)
+            return _fetch(
+                item,
+                tree / item.path,
+                timeout=timeout,
+                attempts=attempts,
+                cancel=cancel,
+                budget=budget,
+            )
         except BaseException:
             cancel.set()
             raise
@@ -397,14 +473,17 @@ def download(
 
     ``timeout`` (seconds) bounds each connection and each read. An HTTP(S) item is tried
     up to ``attempts`` times (see the module's notes on what is retried). ``max_bytes``
-    limits the content extracted from archives, declared and actually decompressed, in
-    all; by default it is the free space of the file system that holds the target.
+    limits what the result may take, in all: the bytes of every item as they arrive (an
+    archive's until it is extracted), and the content extracted from archives, declared
+    and actually decompressed; by default it is the free space of the file system that
+    holds the target.
 
     Raises :class:`TargetExistsError` for a non-empty target, :class:`IntegrityError` for
     bytes that do not match the record (after the last attempt), :class:`UnsafePathError`
-    for paths that would escape the target, and :class:`DownloadError` for anything else
-    that failed, an archive over ``max_bytes`` or with a corrupt gzip trailer included.
-    ``ValueError`` for ``timeout``, ``attempts`` or ``max_bytes`` out of range.
+    for paths that would escape the target or that publish would refuse, and
+    :class:`DownloadError` for anything else that failed, a result over ``max_bytes`` or an
+    archive with a corrupt gzip trailer included. ``ValueError`` for ``timeout``,
+    ``attempts`` or ``max_bytes`` out of range.
     """
     if not timeout > 0:
         raise ValueError(f"timeout must be more than 0 seconds, not {timeout}")
@@ -415,59 +494,51 @@ def download(
     target = Path(os.path.abspath(target))
     _check_target(target)
     now = now or datetime.now(timezone.utc)
-    seen: set[str] = set()
-    for item in description.items:
-        check_url(item.url)
-        if not item.archive:
-            if item.path in seen:
-                raise UnsafePathError(f"item path {item.path!r} appears twice; refusing it")
-            seen.add(item.path)
-        if item.expires is not None and item.expires <= now:
-            raise DownloadError(
-                f"the download URL for {item.path!r} expired at {item.expires.isoformat()}; "
-                "run 'publisher describe' again for fresh URLs"
-            )
-        if not item.archive:
-            safe_relative_path(item.path)
-    for directory in description.directories:
-        safe_relative_path(directory.rstrip("/"))
+    _check_items(description, now)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.get-", dir=target.parent))
     _log.debug("get: %d items into %s via %s", len(description.items), target, staging)
     try:
-        tree = staging / "tree"
-        tree.mkdir()
+        if max_bytes is None:
+            free = f"the free space beside {target}; see publisher get --max-size"
+            budget = _Budget(shutil.disk_usage(staging).free, free)
+        else:
+            budget = _Budget(max_bytes, "publisher get --max-size")
         files = [i for i in description.items if not i.archive]
         archives = [i for i in description.items if i.archive]
+        _check_declared(files, budget)
+        tree = staging / "tree"
+        tree.mkdir()
         for directory in description.directories:
-            (tree / directory).mkdir(parents=True, exist_ok=True)
+            make_dirs(tree, directory.rstrip("/"))
         for item in files:
-            (tree / item.path).parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(tree, item.path.rpartition("/")[0])
         verified = unverified = total = 0
-        for checked, size in _fetch_all(files, tree, workers, timeout, attempts):
+        for checked, size in _fetch_all(files, tree, workers, timeout, attempts, budget):
             verified, unverified = verified + checked, unverified + (not checked)
             total += size
         count = len(files)
-        extracted = 0
         for index, item in enumerate(archives):
             local = staging / f"archive-{index}.tar.gz"
-            checked, _ = _fetch(item, local, timeout=timeout, attempts=attempts)
+            checked, fetched = _fetch(
+                item, local, timeout=timeout, attempts=attempts, budget=budget
+            )
             verified, unverified = verified + checked, unverified + (not checked)
             if max_bytes is None:
                 limit = shutil.disk_usage(staging).free
-                note = f"the free space beside {target}; see publisher get --max-size"
+                note = budget.note
             else:
-                limit = max(0, max_bytes - extracted)
-                note = "publisher get --max-size"
-                if extracted:
-                    note += f", less {format_size(extracted)} from earlier archives"
+                limit = max(0, max_bytes - (budget.used - fetched))
+                note = budget.note
+                if budget.used > fetched:
+                    note += f", less {format_size(budget.used - fetched)} already downloaded"
             extracted_files, extracted_bytes = extract_archive(
                 local, tree, max_bytes=limit, limit_note=note
             )
             local.unlink()
+            budget.give_back(fetched - extracted_bytes)
             count += extracted_files
-            extracted += extracted_bytes
             total += extracted_bytes
         _check_target(target)
         if target.exists():
@@ -475,7 +546,7 @@ def download(
         os.rename(tree, target)
     except PublisherError:
         raise
-    except OSError as exc:  # a file where a directory is needed, a full disk, ...
+    except OSError as exc:  # a full disk, a target's path over the system's limit, ...
         where = f" ({exc.filename})" if exc.filename else ""
         raise DownloadError(f"rebuilding the result failed: {exc.strerror or exc}{where}") from None
     finally:
@@ -483,3 +554,54 @@ def download(
     return GetReport(
         target=target, files=count, bytes=total, verified=verified, unverified=unverified
     )
+
+
+def _check_items(description: ResultDescription, now: datetime) -> None:
+    """Refuse, before anything is written, items ``get`` cannot or must not fetch.
+
+    Bad URLs, expired ones, paths publish would refuse, a path twice, and a path that
+    would be written through another item (a file where a directory is needed).
+    """
+    seen: set[str] = set()
+    for item in description.items:
+        check_url(item.url)
+        if item.expires is not None and item.expires <= now:
+            raise DownloadError(
+                f"the download URL for {quoted(item.path)} expired at "
+                f"{item.expires.isoformat()}; run 'publisher describe' again for fresh URLs"
+            )
+        if not item.archive:
+            safe_relative_path(item.path)
+            if item.path in seen:
+                raise UnsafePathError(
+                    f"item path {shown_path(item.path)} appears twice; refusing it"
+                )
+            seen.add(item.path)
+    directories = [d.rstrip("/") for d in description.directories]
+    for directory in directories:
+        safe_relative_path(directory)
+        if directory in seen:
+            raise UnsafePathError(
+                f"directory {shown_path(directory)} is also a file item; refusing it"
+            )
+    for path in (*seen, *directories):
+        for end, char in enumerate(path):
+            if char == "/" and path[:end] in seen:
+                raise UnsafePathError(
+                    f"item path {shown_path(path)} would be written through "
+                    f"{shown_path(path[:end])}, which is a file item, not a directory; "
+                    "refusing it"
+                )
+
+
+def _check_declared(files: list[DownloadItem], budget: _Budget) -> None:
+    """Refuse files whose recorded sizes alone take the result over ``budget``."""
+    declared = 0
+    for item in files:
+        declared += item.size or 0
+        if declared > budget.limit:
+            size, limit = _sizes(declared, budget.limit)
+            raise DownloadError(
+                f"the items record {size} in all (up to {quoted(item.path)}), over the "
+                f"limit of {limit} ({budget.note}); refusing the result"
+            )

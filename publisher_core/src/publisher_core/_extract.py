@@ -4,7 +4,11 @@ The checks here do not rely on resolving paths on disk (``os.path.realpath`` can
 by over-long link chains): every member is judged from the archive's own names.
 
 - Names are relative, with no ``..``; ``./`` prefixes are dropped; duplicates are refused.
-- No member may be written below a symlink or a file of the same archive.
+- Names then pass the result path rule publish applies
+  (:func:`~publisher_core._paths.path_problem`): no backslash or control character, valid
+  UTF-8, bounded length and depth.
+- No member may be written below a symlink, a file or a hard link of the same archive,
+  nor replace a directory that earlier members were written into.
 - Symlinks point inside the tree, relatively, and never through another symlink.
 - Hard links point to a regular file extracted earlier.
 - Only files, directories and links: devices and FIFOs are refused.
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ._errors import DownloadError, UnsafePathError
+from ._paths import path_problem, shown_path
 
 __all__ = ["extract_archive", "format_size"]
 
@@ -77,9 +82,10 @@ class _ArchiveChecker:
         self.names: set[str] = set()
         self.files: set[str] = set()
         self.symlinks: dict[str, str] = {}
+        self.directories: set[str] = set()
 
     def refuse(self, name: str, why: str) -> UnsafePathError:
-        return UnsafePathError(f"archive entry {name!r} {why}; refusing the archive")
+        return UnsafePathError(f"archive entry {shown_path(name)} {why}; refusing the archive")
 
     def check(self, member: tarfile.TarInfo) -> str | None:
         """The normalised name of an acceptable member, None for the root entry."""
@@ -92,12 +98,30 @@ class _ArchiveChecker:
         if not parts:
             return None
         norm = "/".join(parts)
+        problem = path_problem(norm)
+        if problem is not None:
+            raise UnsafePathError(
+                f"archive entry {shown_path(name)}: {problem}; refusing the archive"
+            )
         if norm in self.names:
             raise self.refuse(name, "appears twice")
-        for i in range(1, len(parts)):
-            prefix = "/".join(parts[:i])
-            if prefix in self.symlinks or prefix in self.files:
-                raise self.refuse(name, f"would be written through the link or file {prefix!r}")
+        end = -1
+        while (end := norm.find("/", end + 1)) != -1:
+            prefix = norm[:end]
+            if prefix in self.symlinks:
+                raise self.refuse(
+                    name, f"would be written through the symlink {shown_path(prefix)}"
+                )
+            if prefix in self.files:
+                raise self.refuse(
+                    name,
+                    f"would be written through {shown_path(prefix)}, which is not a directory "
+                    "(a file or hard link earlier in the archive)",
+                )
+        if not member.isdir() and norm in self.directories:
+            raise self.refuse(
+                name, "would replace the directory of the same name that earlier entries are in"
+            )
         if member.issym():
             target = member.linkname
             if not target or target.startswith("/"):
@@ -109,13 +133,17 @@ class _ArchiveChecker:
             linked = "/".join(p for p in member.linkname.split("/") if p not in ("", "."))
             if linked not in self.files:
                 raise self.refuse(
-                    name, f"is a hard link to {member.linkname!r}, not a file before it"
+                    name, f"is a hard link to {shown_path(member.linkname)}, not a file before it"
                 )
+            self.files.add(norm)
         elif member.isreg():
             self.files.add(norm)
         elif not member.isdir():
             raise self.refuse(name, "is a device, FIFO or other special file")
         self.names.add(norm)
+        end = -1
+        while (end := norm.find("/", end + 1)) != -1:
+            self.directories.add(norm[:end])
         return norm
 
     def finish(self) -> None:
@@ -213,7 +241,14 @@ def extract_archive(
                         safe = data_filter(member, str(tree))
                     except tarfile.FilterError as exc:
                         raise UnsafePathError(f"archive entry {member.name!r}: {exc}") from None
-                    tar.extract(safe, tree, set_attrs=True, filter="fully_trusted")
+                    try:
+                        tar.extract(safe, tree, set_attrs=True, filter="fully_trusted")
+                    except OSError as exc:
+                        if exc.errno is None:  # the stream's (gzip's BadGzipFile): below
+                            raise
+                        raise DownloadError(
+                            f"extracting archive entry {shown_path(norm)} failed: {exc.strerror}"
+                        ) from None
                     if safe.isfile():
                         files += 1
                         size += safe.size

@@ -2,10 +2,12 @@
 
 A symlink is never followed to content outside the result. A link inside the tree is kept
 as a link (archive mode) or replaced by a copy of its target (directory mode). A link
-leading out, a dangling link, a link loop, a FIFO, socket or device, a name that is not
-valid UTF-8 or holds a control character (a newline, say), and two names in one directory
-that differ only in Unicode normalisation are errors naming the paths; all of them are
-reported together.
+leading out, a dangling link, a link loop, a FIFO, socket or device, a path that breaks
+the result path rule of :func:`~publisher_core._paths.path_problem` (not valid UTF-8, a
+control character or a backslash in a name, a name over 255 bytes, a path over 4095 bytes
+or 256 levels deep) and two names in one directory that differ only in Unicode
+normalisation are errors naming the paths; all of them are reported together. ``get``
+judges the paths it writes by the same rule, so whatever publishes can be fetched.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from typing import BinaryIO, Literal
 import attrs
 
 from ._errors import PublishError, SpecError
-from ._keys import _CONTROL
+from ._paths import path_problem, shown_path
 
 __all__ = ["TreeEntry", "empty_directories", "open_entry", "scan_tree"]
 
 _MAX_SHOWN = 10
+
+_Walk = tuple[str, str, tuple[str, ...]]
+"""A directory to walk: its path on disk, its prefix in the result, the links expanding."""
 
 
 @attrs.frozen(kw_only=True)
@@ -86,58 +91,68 @@ class _Scanner:
         return real == self.root_real or real.startswith(self.root_real.rstrip("/") + "/")
 
     def walk(self, directory: str, prefix: str, expanding: tuple[str, ...]) -> None:
+        """Visit everything below ``directory`` depth first, in name order, without recursion.
+
+        The stack holds one list of children per open directory, so its height is the
+        depth of the tree, which :func:`path_problem` bounds.
+        """
+        stack = [self.children(directory, prefix, expanding)]
+        while stack:
+            if not stack[-1]:
+                stack.pop()
+                continue
+            fs_path, rel, inherited = stack[-1].pop()
+            below = self.visit(fs_path, rel, inherited)
+            if below is not None:
+                stack.append(self.children(*below))
+
+    def children(
+        self, directory: str, prefix: str, expanding: tuple[str, ...]
+    ) -> list[tuple[str, str, tuple[str, ...]]]:
+        """The children of ``directory`` to visit, last name first (a stack pops the first)."""
         try:
             with os.scandir(directory) as it:
                 children = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             self.problems.append(f"{prefix or '.'}: cannot list directory ({exc.strerror})")
-            return
+            return []
         twins: dict[str, list[str]] = {}
         for child in children:
             twins.setdefault(unicodedata.normalize("NFC", child.name), []).append(child.name)
         for names in twins.values():
             if len(names) > 1:
                 self.problems.append(_twins_problem([prefix + name for name in names]))
-        for child in children:
-            self.visit(child.path, prefix + child.name, expanding)
+        return [(child.path, prefix + child.name, expanding) for child in reversed(children)]
 
     def name_ok(self, rel: str) -> bool:
-        """Whether ``rel`` can name an entry; if not, the problem is recorded."""
-        try:
-            rel.encode("utf-8")
-        except UnicodeEncodeError:
-            self.problems.append(
-                f"{rel.encode('utf-8', 'surrogateescape')!r}: name is not valid UTF-8"
-            )
-            return False
-        if _CONTROL.search(rel):
-            self.problems.append(
-                f"{rel!r}: name contains a control character (a newline, tab or similar), "
-                "which a key or a restored file name cannot hold safely"
-            )
-            return False
-        return True
+        """Whether ``rel`` can name an entry (see :func:`path_problem`); else it is recorded."""
+        problem = path_problem(rel)
+        if problem is not None:
+            self.problems.append(f"{shown_path(rel)}: {problem}")
+        return problem is None
 
-    def visit(self, fs_path: str, rel: str, expanding: tuple[str, ...]) -> None:
+    def visit(self, fs_path: str, rel: str, expanding: tuple[str, ...]) -> _Walk | None:
+        """Add the entry at ``fs_path``; return the directory to walk next, if it is one."""
         if not self.name_ok(rel):
-            return
+            return None
         try:
             st = os.lstat(fs_path)
         except OSError as exc:
             self.problems.append(f"{rel}: cannot read ({exc.strerror})")
-            return
+            return None
         if stat.S_ISLNK(st.st_mode):
-            self.visit_link(fs_path, rel, expanding)
-        elif stat.S_ISDIR(st.st_mode):
-            self.add_dir(fs_path, rel, st, expanding)
-        elif stat.S_ISREG(st.st_mode):
+            return self.visit_link(fs_path, rel, expanding)
+        if stat.S_ISDIR(st.st_mode):
+            return self.add_dir(fs_path, rel, st, expanding)
+        if stat.S_ISREG(st.st_mode):
             self.add_file(fs_path, rel, st)
         else:
             self.problems.append(f"{rel}: is {_kind_of(st.st_mode)}, which cannot be published")
+        return None
 
     def add_dir(
         self, fs_path: str, rel: str, st: os.stat_result, expanding: tuple[str, ...]
-    ) -> None:
+    ) -> _Walk:
         self.entries.append(
             TreeEntry(
                 path=rel,
@@ -147,7 +162,7 @@ class _Scanner:
                 mtime=int(st.st_mtime),
             )
         )
-        self.walk(fs_path, rel + "/", expanding)
+        return fs_path, rel + "/", expanding
 
     def add_file(self, fs_path: str, rel: str, st: os.stat_result) -> None:
         self.entries.append(
@@ -162,19 +177,19 @@ class _Scanner:
             )
         )
 
-    def visit_link(self, fs_path: str, rel: str, expanding: tuple[str, ...]) -> None:
+    def visit_link(self, fs_path: str, rel: str, expanding: tuple[str, ...]) -> _Walk | None:
         try:
             st = os.stat(fs_path)
         except OSError as exc:
             reason = "is a symlink loop" if exc.errno == errno.ELOOP else "is a dangling symlink"
             self.problems.append(f"{rel}: {reason} (-> {os.readlink(fs_path)})")
-            return
+            return None
         real = os.path.realpath(fs_path)
         if not self.inside(real):
             self.problems.append(
                 f"{rel}: symlink leads out of the result (-> {os.readlink(fs_path)})"
             )
-            return
+            return None
         parent_real = os.path.realpath(os.path.dirname(fs_path))
         if not self.follow:
             link = os.path.relpath(real, parent_real)
@@ -193,12 +208,13 @@ class _Scanner:
         elif stat.S_ISDIR(st.st_mode):
             if real in expanding or (parent_real + "/").startswith(real + "/"):
                 self.problems.append(f"{rel}: symlink to a directory containing it (a cycle)")
-                return
-            self.add_dir(real, rel, st, (*expanding, real))
+                return None
+            return self.add_dir(real, rel, st, (*expanding, real))
         else:
             self.problems.append(
                 f"{rel}: symlink to {_kind_of(st.st_mode)}, which cannot be published"
             )
+        return None
 
 
 def scan_tree(source: Path, *, follow_links: bool) -> list[TreeEntry]:

@@ -464,9 +464,10 @@ Examples:
     "max_bytes",
     metavar="SIZE",
     callback=_parse_size,
-    help="Refuse an archive whose content is larger, declared or decompressed: bytes, or "
-    "a number with K, M, G or T (binary, e.g. 500M, 1.5G) "
-    "(default: the free space where the result is rebuilt).",
+    help="Stop when the result would take more: every download counts as it arrives, "
+    "and an archive's content, declared or decompressed. Bytes, or a number with K, M, "
+    "G or T (binary, e.g. 500M, 1.5G) (default: the free space where the result is "
+    "rebuilt).",
 )
 @_guarded
 def get(
@@ -475,8 +476,9 @@ def get(
     """Download RESULT, verify every byte, and rebuild its tree in a directory.
 
     Sizes and SHA-256 are checked before anything is extracted; the directory appears
-    only when everything checked out. Archives larger than --max-size (or than the free
-    space) are refused as decompression bombs.
+    only when everything checked out. A result larger than --max-size (or than the free
+    space) is refused as it arrives: files with no recorded size and decompression bombs
+    included.
     """
     loaded = _load_result(result)
     description = loaded if isinstance(loaded, ResultDescription) else _api.describe(loaded)
