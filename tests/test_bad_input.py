@@ -315,6 +315,67 @@ CASES: list[tuple[str, dict[str, str], list[str], dict[str, str], str]] = [
         "Endpoint is not a valid URL \\(Port out of range",
     ),
     (
+        "endpoint-trailing-newline",
+        {
+            "s.json": '{"Type": "s3", "Bucket": "bkt", "Key": "x", "Endpoint": "http://127.0.0.1:9611\\n"}'
+        },
+        ["validate", "s.json"],
+        {},
+        "contains a whitespace or control character \\(U\\+000A\\) @ \\$\\.Params\\.Endpoint$",
+    ),
+    (
+        "endpoint-space-in-host",
+        {"s.yaml": "type: s3\nparams: {bucket: bkt, key: x, endpoint: 'https://exa mple.com'}\n"},
+        ["validate", "s.yaml"],
+        {},
+        "Endpoint 'https://exa mple\\.com' contains a whitespace or control character "
+        "\\(U\\+0020\\)",
+    ),
+    (
+        "endpoint-percent-host",
+        {"s.yaml": "type: s3\nparams: {bucket: bkt, key: x, endpoint: 'http://%41'}\n"},
+        ["validate", "s.yaml"],
+        {},
+        "Endpoint host '%41' must not use percent-encoding",
+    ),
+    (
+        "endpoint-host-300-characters",
+        {"s.yaml": f"type: s3\nparams: {{bucket: bkt, key: x, endpoint: 'http://{'a' * 300}'}}\n"},
+        ["validate", "s.yaml"],
+        {},
+        "Endpoint host is longer than 253 characters \\(300\\)",
+    ),
+    (
+        "endpoint-port-0",
+        {"s.yaml": "type: s3\nparams: {bucket: bkt, key: x, endpoint: 'http://127.0.0.1:0'}\n"},
+        ["validate", "s.yaml"],
+        {},
+        "Endpoint is not a valid URL \\(Port out of range 1-65535: 0\\)",
+    ),
+    (
+        "endpoint-idna-invalid",
+        {},
+        ["validate", "s3://bkt/x,opt=endpoint=http://xn--a.com"],
+        {},
+        "Endpoint host 'xn--a\\.com' has 'xn--a', which is not a valid IDNA \\(punycode\\) label",
+    ),
+    (
+        "endpoint-non-ascii-host",
+        {"s.yaml": "type: s3\nparams: {bucket: bkt, key: x, endpoint: 'https://münchen.de'}\n"},
+        ["validate", "s.yaml"],
+        {},
+        "Endpoint host 'münchen\\.de' is not ASCII: .*punycode \\(xn--\\) form "
+        "\\('xn--mnchen-3ya\\.de'\\)",
+    ),
+    (
+        "endpoint-environment-credentials",
+        {},
+        ["validate", "s3://bkt/x"],
+        {"AWS_ENDPOINT_URL_S3": "http://USER:PASSWORD@127.0.0.1:9000"},
+        "^(?!.*(USER|PASSWORD))error: invalid spec: Endpoint must not contain credentials;"
+        " .* @ environment variable AWS_ENDPOINT_URL_S3$",
+    ),
+    (
         "s3-bad-encoding",
         {"s.yaml": "type: s3\nparams: {bucket: bkt, key: x, encoding: zstd}\n"},
         ["validate", "s.yaml"],
@@ -445,6 +506,80 @@ CASES: list[tuple[str, dict[str, str], list[str], dict[str, str], str]] = [
         {},
         "syntax error at line 1, column 19",
     ),
+    (
+        "yaml-alias-bomb-in-key",
+        {
+            "s.yaml": "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n"
+                for p, n in zip("abcdefghi", "bcdefghij", strict=True)
+            )
+            + "Type: local\nParams: {Key: *j}\n"
+        },
+        ["validate", "s.yaml"],
+        {},
+        "^error: invalid spec: YAML aliases expand this document to more than 10000 values; "
+        "write the values out$",
+    ),
+    (
+        "yaml-alias-bomb-in-params",
+        {
+            "s.yaml": "Type: local\nParams:\n  Key: k\n  Extra:\n"
+            + "    a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"    {n}: &{n} [{', '.join(['*' + p] * 9)}]\n"
+                for p, n in zip("abcdefghi", "bcdefghij", strict=True)
+            )
+        },
+        ["validate", "s.yaml"],
+        {},
+        "^error: invalid spec: YAML aliases expand this document to more than 10000 values",
+    ),
+    (
+        "yaml-alias-bomb-flat",
+        {
+            "s.yaml": "Type: local\na: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n"
+                for p, n in zip("abcdefghi", "bcdefghij", strict=True)
+            )
+            + "Key: *j\n"
+        },
+        ["validate", "s.yaml"],
+        {},
+        "^error: invalid spec: YAML aliases expand this document to more than 10000 values",
+    ),
+    (
+        "key-megabyte",
+        {"s.json": '{"Type": "local", "Params": {"Key": "\\u0007' + "k" * 1_000_000 + '"}}'},
+        ["validate", "s.json"],
+        {},
+        "^(?=.{0,600}$)error: invalid spec \\(2 problems\\): key '\\\\x07kkk.*must not contain "
+        "control characters",
+    ),
+    (
+        "key-lone-surrogate",
+        {"s.json": '{"Type": "local", "Params": {"Key": "\\ud800"}}'},
+        ["validate", "s.json"],
+        {},
+        "text '\\\\ud800' is not valid Unicode \\(its lone surrogate '\\\\ud800' at position 0 "
+        "cannot be encoded as UTF-8\\) @ \\$\\.Params\\.Key$",
+    ),
+    (
+        "yaml-syntax-error-said-once",
+        {"s.yaml": "type: [local\n"},
+        ["validate", "s.yaml"],
+        {},
+        "^error: invalid spec: YAML syntax error at line 2, column 1: did not find expected "
+        "',' or '\\]'$",
+    ),
+    (
+        "json-value-labelled-json",
+        {"s.json": '{"Type": "local", "Key": ' + "1" * 5000 + "}"},
+        ["validate", "s.json"],
+        {},
+        "^error: invalid spec: JSON value cannot be read: Exceeds the limit \\(4300 digits\\)",
+    ),
 ]
 # -- Result trees that cannot be published: exit 1 -------------------------------------------
 
@@ -494,6 +629,13 @@ def key_over_1024_bytes(result: Path) -> None:
     deep = result.joinpath(*["d" * 250] * 4)
     deep.mkdir(parents=True)
     (deep / ("x" * 17)).write_text("x")
+
+
+def too_deep(result: Path) -> None:
+    """A file 257 levels down: one level over the path rule's depth limit."""
+    deep = result.joinpath(*["d"] * 256)
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("x")
 
 
 TREE_CASES: list[tuple[str, Callable[[Path], object], tuple[str, ...], str]] = [
@@ -566,6 +708,20 @@ TREE_CASES: list[tuple[str, Callable[[Path], object], tuple[str, ...], str]] = [
         ("directory",),
         "1 files cannot be stored under 'out/': (d{250}/){4}x{17}: "
         "key is 1025 UTF-8 bytes; the limit is 1024$",
+    ),
+    (
+        "tree-backslash-in-file-name",  # get could never fetch it
+        lambda r: (r / "sub" / "x\\y").write_text("1\n"),
+        BOTH,
+        "1 entry of result cannot be published: 'sub/x\\\\\\\\y': name contains a backslash, "
+        "a path separator on Windows, which a key or a restored file name cannot hold safely$",
+    ),
+    (
+        "tree-too-deep",
+        too_deep,
+        BOTH,
+        "1 entry of result cannot be published: 'd/d/d.*: path is 257 levels deep; "
+        "the limit is 256$",
     ),
 ]
 
@@ -708,6 +864,19 @@ def delete_the_manifest(doc: dict[str, Any], stored: Path) -> str:
     return record(doc)
 
 
+def description_of(item: dict[str, Any]) -> str:
+    """A description (what describe --json prints) with the one item ``item``."""
+    return json.dumps({"Type": "local", "Name": "r", "Items": [item]})
+
+
+def path_2000_levels_deep(doc: dict[str, Any], stored: Path) -> str:
+    return description_of({"Path": "/".join(["a"] * 2000), "URL": (stored / "ok.txt").as_uri()})
+
+
+def size_beyond_any_disk(doc: dict[str, Any], stored: Path) -> str:
+    return description_of({"Path": "ok.txt", "URL": (stored / "ok.txt").as_uri(), "Size": 2**62})
+
+
 RECORD_CASES: list[tuple[str, bool, Callable[[dict[str, Any], Path], str], str, int, str]] = [
     (
         "result-truncated-json",
@@ -810,6 +979,24 @@ RECORD_CASES: list[tuple[str, bool, Callable[[dict[str, Any], Path], str], str, 
         1,
         "ok\\.txt: SHA-256 is \\S+, the result recorded \\S+; "
         "the stored bytes were changed or corrupted$",
+    ),
+    (
+        "description-path-2000-levels-deep",  # was an unexpected RecursionError
+        False,
+        path_2000_levels_deep,
+        "get",
+        1,
+        "item path 'a/a/a.*: path is 2000 levels deep; the limit is 256; refusing it$",
+    ),
+    (
+        "description-size-beyond-any-disk",  # refused before a byte is downloaded
+        False,
+        size_beyond_any_disk,
+        "get",
+        1,
+        "the items record 4194304\\.0 TiB in all \\(up to 'ok\\.txt'\\), over the limit of "
+        ".* \\(the free space beside \\S+/out; see publisher get --max-size\\); "
+        "refusing the result$",
     ),
 ]
 

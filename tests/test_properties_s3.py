@@ -25,11 +25,12 @@ from publisher_core import (
     plan,
     publish,
 )
+from publisher_s3._spec import endpoint_problems
 from tests.s3_servers import S3Server, s3_spec
 from tests.trees import Tree, build, files, snapshot, trees
 
 # moto only (the `s3` fixture's environment, without its Ceph run) to stay fast
-pytestmark = pytest.mark.parametrize("s3", ["moto"], indirect=True)
+moto_only = pytest.mark.parametrize("s3", ["moto"], indirect=True)
 
 FAST = settings(
     max_examples=15,
@@ -66,6 +67,7 @@ def sha256_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
+@moto_only
 @FAST
 @given(tree=trees, job=job_ids, now=instants)
 def test_directory_results_hold_exactly_their_files_and_round_trip(
@@ -103,6 +105,7 @@ def test_directory_results_hold_exactly_their_files_and_round_trip(
         assert snapshot(base / "out") == snapshot(source)
 
 
+@moto_only
 @FAST
 @given(
     tree=trees,
@@ -135,3 +138,114 @@ def test_archive_results_are_one_checked_object_and_round_trip(
         report = get(describe(result), base / "out")
         assert report.unverified == 0
         assert snapshot(base / "out") == snapshot(source)
+
+
+# Endpoints: pieces that are mostly what botocore accepts, sometimes not, so that the
+# property below meets both sides of each rule often.
+_LABEL_CHARS = "abcXYZ019-"
+_ODD_CHARS = _LABEL_CHARS + "_%. \t\n\u00fc\u017f\u0661\u200b[]:@/?#"
+labels = st.one_of(
+    st.text(alphabet=_LABEL_CHARS, min_size=1, max_size=8),
+    st.text(alphabet=_LABEL_CHARS, min_size=1, max_size=8),
+    st.text(alphabet=_LABEL_CHARS, min_size=1, max_size=8),
+    st.text(alphabet=_ODD_CHARS, max_size=6),
+    st.sampled_from(["xn--a", "xn--zz", "xn--mnchen-3ya", "xn--", "a" * 63, "a" * 64, "0x7f"]),
+)
+dns_hosts = st.lists(labels, min_size=1, max_size=5).map(".".join)
+ipv4_hosts = st.lists(st.integers(0, 999).map(str), min_size=1, max_size=5).map(".".join)
+ipv6_hosts = st.one_of(
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}%25eth0]"),
+    st.text(alphabet="0123456789abcdefABCDEF:.%", max_size=12).map(lambda a: f"[{a}]"),
+    st.text(alphabet="0123456789abcdefABCDEF:.%[]", max_size=12),
+)
+hosts = st.one_of(dns_hosts, dns_hosts, ipv4_hosts, ipv6_hosts, st.text(max_size=12))
+ports = st.one_of(
+    st.none(),
+    st.none(),
+    st.integers(-1, 70000).map(str),
+    st.text(alphabet="0123456789+- ", max_size=6),
+)
+built_endpoints = st.builds(
+    lambda scheme, user, host, port, path: (
+        f"{scheme}{user}{host}{'' if port is None else ':' + port}{path}"
+    ),
+    st.sampled_from(["http://"] * 4 + ["https://", "HTTPS://", "ftp://", "", "http:/"]),
+    st.sampled_from([""] * 8 + ["USER:PASSWORD@", "USER@"]),
+    hosts,
+    ports,
+    st.one_of(
+        st.just(""), st.just("/"), st.text(alphabet="/abc%.", max_size=6), st.text(max_size=4)
+    ),
+)
+endpoints = st.one_of(built_endpoints, built_endpoints, built_endpoints, st.text(max_size=40))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(endpoint=endpoints)
+def test_every_endpoint_validate_accepts_botocore_and_urllib3_accept(endpoint: str) -> None:
+    """An Endpoint endpoint_problems accepts passes botocore's client-creation check and
+    urllib3's URL parsing (which IDNA-encodes hosts), so validate never passes an
+    endpoint that publish then refuses."""
+    from urllib.parse import urlsplit
+
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+    from urllib3.util import parse_url
+
+    if endpoint_problems(endpoint):
+        return
+    assert is_valid_endpoint_url(endpoint) or is_valid_ipv6_endpoint_url(endpoint)
+    port = urlsplit(endpoint).port  # botocore's parse: no ValueError
+    assert port is None or 1 <= port <= 65535
+    parsed = parse_url(endpoint)
+    assert parsed.host
+    (parsed.host.strip("[]").split("%")[0]).encode("idna")
+
+
+dns_labels = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", fullmatch=True)
+valid_dns = (
+    st.lists(dns_labels, min_size=1, max_size=4)
+    .map(".".join)
+    .filter(lambda h: len(h) <= 253 and not set(h) <= set("0123456789."))
+    .filter(lambda h: not any(label[:4].lower() == "xn--" for label in h.split(".")))
+)
+valid_hosts = st.one_of(
+    valid_dns,
+    valid_dns.map(lambda h: h + "."),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTP"]),
+    host=valid_hosts,
+    port=st.none() | st.integers(1, 65535),
+    path=st.sampled_from(["", "/", "/prefix", "/a/b/"]),
+)
+def test_well_formed_endpoints_are_accepted(
+    scheme: str, host: str, port: int | None, path: str
+) -> None:
+    """A DNS name, IPv4 or bracketed IPv6 host with any port 1-65535 and a path is a
+    valid Endpoint, as it is for botocore: the rules refuse nothing a store could use."""
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    endpoint = f"{scheme}://{host}{'' if port is None else f':{port}'}{path}"
+    assert endpoint_problems(endpoint) == []
+    assert is_valid_endpoint_url(endpoint) or is_valid_ipv6_endpoint_url(endpoint)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(endpoint=endpoints, where=st.integers(0, 40))
+def test_endpoint_problems_are_one_bounded_line_without_credentials(
+    endpoint: str, where: int
+) -> None:
+    """Every Endpoint problem is one line of bounded length that never quotes a user or
+    password, wherever they sit in the URL."""
+    cut = min(where, len(endpoint))
+    for candidate in (endpoint, endpoint[:cut] + "USER:PASSWORD@" + endpoint[cut:]):
+        for problem in endpoint_problems(candidate):
+            assert "\n" not in problem
+            assert len(problem) < 500
+            assert "PASSWORD" not in problem

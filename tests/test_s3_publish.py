@@ -29,6 +29,7 @@ from publisher_core import (
     get,
     publish,
 )
+from tests.conftest import CLIResult
 from tests.s3_servers import s3_spec
 from tests.test_s3_spec import DECLARATIVE
 from tests.trees import build, snapshot, trees
@@ -699,3 +700,100 @@ def test_a_helper_that_cannot_start_leaves_its_share_to_the_parent(s3, tmp_path,
     assert result.params["Files"] == 61
     get(describe(result), tmp_path / "out")
     assert snapshot(tmp_path / "out") == snapshot(source)
+
+
+def test_an_environment_endpoint_with_credentials_is_refused_and_never_printed(
+    s3, result_dir, cli_in_process
+):
+    """publish and describe with AWS_ENDPOINT_URL_S3 carrying a user and password exit 2
+    with one line naming the variable, print neither, and write nothing."""
+    bucket = s3.new_bucket()
+    address = s3.endpoint.split("://", 1)[1]
+    env = {
+        "AWS_ENDPOINT_URL_S3": f"http://USER:PASSWORD@{address}",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PUBLISHER_S3_ADDRESSING_STYLE": "path",
+    }
+    published = cli_in_process("publish", f"s3://{bucket}/k/", str(result_dir), env=env)
+    record = json.dumps({"Type": "s3", "Params": {"Bucket": bucket, "Key": "k.tar.gz"}})
+    record_file = result_dir.parent / "record.json"
+    record_file.write_text(record)
+    described = cli_in_process("describe", str(record_file), env=env)
+    for ran in (published, described):
+        assert ran.code == 2, ran.err
+        assert ran.out == ""
+        assert len(ran.err.splitlines()) == 1
+        assert "must not contain credentials" in ran.err
+        assert "AWS_ENDPOINT_URL_S3" in ran.err
+        assert "USER" not in ran.err
+        assert "PASSWORD" not in ran.err
+    assert "Contents" not in s3.client().list_objects_v2(Bucket=bucket)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ("http://USER:PASSWORD@{address}", "must not contain credentials"),
+        ("http://exa mple.com", "whitespace or control character"),
+        ("http://127.0.0.1:0", "Port out of range"),
+        ("http://xn--a.com", "not a valid IDNA"),
+    ],
+)
+def test_a_config_file_endpoint_is_checked_when_the_client_is_made(
+    s3, result_dir, endpoint, message
+):
+    """An endpoint_url from the AWS config file, which validate cannot see without
+    botocore, is refused with a SpecError (exit 2) by publish and describe before any
+    request, naming the setting and never its credentials."""
+    from publisher_core import SpecError
+
+    bucket = s3.new_bucket()
+    address = s3.endpoint.split("://", 1)[1]
+    config = Path(os.environ["AWS_CONFIG_FILE"])
+    config.write_text(
+        f"[default]\nregion = us-east-1\nendpoint_url = {endpoint.format(address=address)}\n"
+    )
+    record = {"Type": "s3", "Params": {"Bucket": bucket, "Key": "k.tar.gz"}}
+    for call in (
+        lambda: publish({"Type": "s3", "Bucket": bucket, "Key": "k/"}, result_dir),
+        lambda: describe(record),
+    ):
+        with pytest.raises(SpecError) as info:
+            call()
+        text = str(info.value)
+        assert message in text
+        assert "endpoint_url" in text
+        assert "PASSWORD" not in text
+        assert "\n" not in text
+    assert "Contents" not in s3.client().list_objects_v2(Bucket=bucket)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["directory", "archive"])
+def test_a_store_that_never_answers_gets_one_line_and_no_false_leftovers(
+    result_dir: Path, cli_in_process: Callable[..., CLIResult], compress: bool
+) -> None:
+    """Connection refused on every attempt: one error line, no claim of objects left behind."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    key = "runs/j1.tar.gz" if compress else "runs/j1/"
+    spec = (
+        f"s3://bucket/{key},opt=endpoint=http://127.0.0.1:{port},opt=region=us-east-1,"
+        f"opt=compress={str(compress).lower()}"
+    )
+    env = {
+        "AWS_ACCESS_KEY_ID": "a",
+        "AWS_SECRET_ACCESS_KEY": "b",
+        "PUBLISHER_S3_MAX_ATTEMPTS": "2",
+        "PUBLISHER_S3_PROCESSES": "1",
+    }
+    result = cli_in_process("publish", spec, str(result_dir), env=env)
+    assert result.code == 1
+    assert result.out == ""
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    assert "EndpointConnectionError after 2 attempts" in lines[0]
+    assert "could not remove" not in lines[0]

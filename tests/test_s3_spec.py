@@ -107,3 +107,164 @@ def test_part_size_grows_to_fit_ten_thousand_parts():
     assert part_size_for(100 * mib, 16 * mib) == 16 * mib
     assert part_size_for(50 * 1024 * mib, 5 * mib) == 6 * mib
     assert part_size_for(10**14, 5 * mib) == 5 * 1024 * mib
+
+
+# Endpoints botocore (or urllib3 when the request is built) refuses: each must be refused
+# at validate, with one line, so that publish never fails on them with exit 1.
+BAD_ENDPOINTS = [
+    ("http://127.0.0.1:9611\n", "whitespace or control character"),
+    ("http://127.0.0.1:9611\t", "whitespace or control character"),
+    ("http://exa\u200bmple.com", "whitespace or control character"),
+    ("https://exa mple.com", "whitespace or control character"),
+    ("http://%41", "percent-encoding"),
+    ("http://" + "a" * 300, "host is longer than 253"),
+    ("http://" + "a" * 64 + ".com", "label"),
+    ("http://127.0.0.1:0", "Port out of range 1-65535"),
+    ("http://[::1]:0", "Port out of range 1-65535"),
+    ("http://host:65536", "Port out of range 1-65535"),
+    ("http://host:+80", "port"),
+    ("http://host:", "port"),
+    ("http://xn--a.com", "not a valid IDNA"),
+    ("http://xn--zz.com", "not a valid IDNA"),
+    ("http://\u017f.com", "xn--"),
+    ("http://m\u00fcnchen.de", "xn--mnchen-3ya.de"),
+    ("http://\u0661\u0662.com", "xn--"),
+    ("http://ex_ample.com", "label"),
+    ("http://-a.com", "label"),
+    ("http://a..com", "label"),
+    ("http://1.2.3.4.5", "IPv4"),
+    ("http://999.1.1.1", "IPv4"),
+    ("http://[::1", "not a valid URL"),
+    ("http://[fe80::1%25eth0]:9000", "percent-encoding"),
+    ("http://[not-v6]", "IPv6"),
+    ("http://host?", "query or fragment"),
+    ("http://host#", "query or fragment"),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "message"), BAD_ENDPOINTS)
+def test_endpoints_botocore_would_refuse_are_refused_at_validate(endpoint, message):
+    """An Endpoint botocore or urllib3 would refuse at publish is a one-line SpecError."""
+    with pytest.raises(SpecError) as info:
+        validate({"Type": "s3", "Bucket": "b-1", "Key": "k", "Endpoint": endpoint})
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert len(str(info.value)) < 400
+    assert len(info.value.problems) == 1
+
+
+GOOD_ENDPOINTS = [
+    "http://127.0.0.1:9000",
+    "https://minio.example.com:9000",
+    "http://localhost",
+    "HTTPS://S3.Example.COM",
+    "https://s3.example.com.",
+    "https://s3.example.com/prefix/",
+    "http://[::1]:9000",
+    "http://[2001:db8::1]",
+    "http://[::ffff:192.0.2.1]:80",
+    "https://xn--mnchen-3ya.de",
+    "http://host:65535",
+    "http://host:1",
+    "http://1-2.example",
+    "http://" + ".".join(["a" * 63] * 3) + "." + "b" * 61,
+]
+
+
+@pytest.mark.parametrize("endpoint", GOOD_ENDPOINTS)
+def test_valid_endpoints_validate(endpoint):
+    """IPv4, bracketed IPv6, DNS names (punycode, a trailing dot, a path) validate."""
+    assert validate({"Type": "s3", "Bucket": "b-1", "Key": "k", "Endpoint": endpoint})
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "USER:PASSWORD@host:9000",
+        "ftp://USER:PASSWORD@host",
+        "http://USER:PASSWORD@exa mple.com",
+        "http://USER:PASSWORD@host:0",
+        "http://USER:PASSWORD@[::1",
+        "USER:PASSWORD@x://host",
+        "http://USER:PASSWORD@host?q",
+    ],
+)
+def test_endpoint_problems_never_echo_credentials(endpoint):
+    """Whatever else is wrong, an Endpoint's user and password never appear in the error."""
+    with pytest.raises(SpecError) as info:
+        validate({"Type": "s3", "Bucket": "b-1", "Key": "k", "Endpoint": endpoint})
+    assert "must not contain credentials" in str(info.value)
+    assert "USER" not in str(info.value)
+    assert "PASSWORD" not in str(info.value)
+
+
+@pytest.fixture
+def no_aws_endpoint(monkeypatch):
+    """No endpoint from the environment unless a test sets one."""
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("http://USER:PASSWORD@127.0.0.1:9000", "must not contain credentials"),
+        ("https://exa mple.com", "whitespace or control character"),
+        ("http://127.0.0.1:0", "Port out of range"),
+    ],
+)
+def test_an_environment_endpoint_obeys_the_spec_rules(no_aws_endpoint, variable, value, message):
+    """An endpoint botocore would take from the environment is refused at validate, naming
+    the variable and never echoing its credentials."""
+    no_aws_endpoint.setenv(variable, value)
+    with pytest.raises(SpecError) as info:
+        validate("s3://b-1/k/")
+    text = str(info.value)
+    assert message in text
+    assert variable in text
+    assert "USER" not in text
+    assert "PASSWORD" not in text
+    assert "\n" not in text
+
+
+def test_an_environment_endpoint_is_checked_only_where_botocore_uses_it(no_aws_endpoint):
+    """A spec's Endpoint, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS or a valid AWS_ENDPOINT_URL_S3
+    each make botocore ignore a bad AWS_ENDPOINT_URL, so validate does too."""
+    no_aws_endpoint.setenv("AWS_ENDPOINT_URL", "http://USER:PASSWORD@127.0.0.1:9000")
+    assert validate("s3://b-1/k/,opt=endpoint=http://127.0.0.1:9000")
+    no_aws_endpoint.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000")
+    assert validate("s3://b-1/k/")
+    no_aws_endpoint.setenv("AWS_ENDPOINT_URL_S3", "")  # empty: botocore skips it
+    with pytest.raises(SpecError, match="AWS_ENDPOINT_URL"):
+        validate("s3://b-1/k/")
+    no_aws_endpoint.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    assert validate("s3://b-1/k/")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ("http://USER:PASSWORD@127.0.0.1:9", "must not contain credentials"),
+        ("http://exa mple.com", "whitespace or control character"),
+        ("127.0.0.1:9000", "needs a scheme"),
+        ("http://127.0.0.1:0", "Port out of range"),
+    ],
+)
+def test_a_result_with_a_bad_endpoint_is_refused_when_read(endpoint, message):
+    """describe refuses a result record whose Endpoint breaks the spec rules, exit 2, and
+    never repeats its credentials."""
+    from publisher_core import describe
+
+    record = {
+        "Type": "s3",
+        "Params": {"Bucket": "b-1", "Key": "k.tar.gz", "Endpoint": endpoint},
+    }
+    with pytest.raises(SpecError) as info:
+        describe(record)
+    text = str(info.value)
+    assert info.value.what == "result"
+    assert message in text
+    assert "PASSWORD" not in text
+    assert "\n" not in text

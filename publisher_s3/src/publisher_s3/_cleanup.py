@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ._client import attempts_of
+from ._client import attempts_of, reached_store
 
 __all__ = ["WriteLog", "started_now", "unsent", "uploads_of"]
 
@@ -232,10 +232,12 @@ def _error_code(exc: BaseException) -> str | None:
 def unsent(exc: BaseException) -> bool:
     """Whether ``exc`` proves that its request created nothing.
 
-    Only a call made once can prove it: a 4xx reply from S3, or a failure before the
-    request left (no credentials, no connection, bad parameters). A 5xx or a 200 with an
-    error inside may have been applied, and after retries an earlier attempt (reset or
-    timed out) may have been; such keys stay recorded for clean-up.
+    A call none of whose attempts connected proves it (DNS failure, connection refused,
+    connect timeout: the store never heard of it), as does a failure before the request
+    left (no credentials, bad parameters). Otherwise only a call made once can: a 4xx
+    reply from S3. A 5xx or a 200 with an error inside may have been applied, and after
+    retries an earlier attempt (reset or timed out) may have been; such keys stay
+    recorded for clean-up.
     """
     from botocore.exceptions import (
         ClientError,
@@ -246,6 +248,8 @@ def unsent(exc: BaseException) -> bool:
     )
 
     if isinstance(exc, (NoCredentialsError, ParamValidationError)):
+        return True
+    if reached_store(exc) is False:
         return True
     if (attempts_of(exc) or 1) > 1:
         return False

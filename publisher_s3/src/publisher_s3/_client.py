@@ -10,9 +10,9 @@ import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from publisher_core import PublishError
+from publisher_core import PublishError, SpecError, quoted
 
-from ._spec import S3Settings
+from ._spec import ENDPOINT_VARIABLES, S3Settings, endpoint_problems
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -23,6 +23,7 @@ __all__ = [
     "custom_endpoint",
     "describe_client_error",
     "make_client",
+    "reached_store",
 ]
 
 _DEFAULT_CUSTOM_REGION = "us-east-1"
@@ -62,6 +63,9 @@ def make_client(
     session = _session()
     from botocore.config import Config
 
+    if endpoint is None:
+        _check_configured_endpoint(session)
+
     explicit = (
         {
             "aws_access_key_id": credentials["access_key"],
@@ -100,9 +104,71 @@ def make_client(
         config=Config(**config_args),
         **explicit,
     )
+    if endpoint is None:  # what botocore settled on, whatever its source
+        try:
+            _check_endpoint(client.meta.endpoint_url, "the endpoint botocore configured")
+        except SpecError:
+            client.close()
+            raise
     client.meta.events.register("before-sign.s3.PutObject", _no_expect_for_small_bodies)
+    client.meta.events.register("needs-retry.s3", _note_attempt)
     client.meta.events.register("after-call-error.s3", _count_attempts)
     return client, used_region
+
+
+def _note_attempt(
+    request_dict: dict[str, Any], caught_exception: BaseException | None = None, **_: Any
+) -> None:
+    """Note whether any attempt of a call may have reached the store (each attempt ends here).
+
+    Only a connection that was never made proves that an attempt sent nothing: DNS
+    failures, refused connections and connect timeouts. A reply, or an error after the
+    connection was made (a reset, a read timeout), means the store may have acted.
+    """
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ProxyConnectionError,
+    )
+
+    context = request_dict.get("context")
+    if not isinstance(context, dict):
+        return
+    never_connected = isinstance(
+        caught_exception, (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)
+    )
+    context["publisher_reached"] = context.get("publisher_reached", False) or not never_connected
+
+
+def _check_endpoint(url: str, where: str) -> None:
+    """Raise a SpecError if ``url`` breaks the rules of a spec's Endpoint."""
+    problems = endpoint_problems(url, where=where)
+    if problems:
+        raise SpecError(problems, what="setting")
+
+
+def _check_configured_endpoint(session: Any) -> None:
+    """Check the endpoint botocore would take from the environment or the AWS config file.
+
+    Checked before any client is made: botocore refuses some invalid endpoints with a
+    ValueError quoting them, credentials and all, and would sign requests for the rest.
+    """
+    from botocore.configprovider import ConfiguredEndpointProvider
+
+    if session.get_config_variable("ignore_configured_endpoint_urls"):
+        return
+    configured = ConfiguredEndpointProvider(
+        full_config=session.full_config,
+        scoped_config=session.get_scoped_config(),
+        client_name="s3",
+    ).provide()
+    if not configured:
+        return
+    where = next(
+        (f"environment variable {n}" for n in ENDPOINT_VARIABLES if os.environ.get(n)),
+        f"endpoint_url of AWS config profile {quoted(session.profile or 'default')}",
+    )
+    _check_endpoint(configured, where)
 
 
 def _count_attempts(exception: BaseException, context: dict[str, Any], **_: Any) -> None:
@@ -115,6 +181,20 @@ def _count_attempts(exception: BaseException, context: dict[str, Any], **_: Any)
     if isinstance(attempt, int):
         with contextlib.suppress(AttributeError):
             exception.publisher_attempts = attempt  # type: ignore[attr-defined]
+    reached = context.get("publisher_reached")
+    if isinstance(reached, bool):
+        with contextlib.suppress(AttributeError):
+            exception.publisher_reached = reached  # type: ignore[attr-defined]
+
+
+def reached_store(exc: BaseException) -> bool | None:
+    """Whether any attempt of the call that raised ``exc`` connected to the store.
+
+    ``False`` proves the call created nothing, however many attempts it made; ``None``
+    when unknown (the call was not made by a client of :func:`make_client`).
+    """
+    found = getattr(exc, "publisher_reached", None)
+    return found if isinstance(found, bool) else None
 
 
 def attempts_of(exc: BaseException) -> int | None:

@@ -32,7 +32,7 @@ from publisher_core import (
 )
 
 from ._client import custom_endpoint, describe_client_error, make_client
-from ._spec import S3Params, S3Result, S3Settings, spec_problems
+from ._spec import S3Params, S3Result, S3Settings, environment_endpoint_problems, spec_problems
 
 __all__ = ["describe_result", "plan_publish", "publish", "publisher_info", "validate_spec"]
 
@@ -55,9 +55,16 @@ def publisher_info() -> PublisherInfo:
 
 @hookimpl
 def validate_spec(spec: ValidatedSpec, context: PublishContext | None) -> list[str]:
-    """Bucket, key, endpoint, region and encoding rules, all problems at once."""
+    """Bucket, key, endpoint, region and encoding rules, all problems at once.
+
+    Without an Endpoint, one botocore would take from the environment obeys the same
+    rules (the AWS config file's is checked when the client is made).
+    """
     params: S3Params = spec.params
-    return spec_problems(params, context)
+    problems = spec_problems(params, context)
+    if params.endpoint is None:
+        problems += environment_endpoint_problems()
+    return problems
 
 
 def _read(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from urllib.parse import urlsplit
+import unicodedata
+from collections.abc import Mapping
 
 import attrs
 
-from publisher_core import PublishContext, key_problems, sha256_validator
+from publisher_core import PublishContext, key_problems, quoted, sha256_validator
 
 __all__ = [
     "S3Params",
@@ -17,11 +18,15 @@ __all__ = [
     "S3Settings",
     "bucket_problems",
     "endpoint_problems",
+    "environment_endpoint_problems",
     "spec_problems",
 ]
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
+_IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
 MIB = 1024 * 1024
 
 
@@ -44,13 +49,21 @@ class S3Params:
         return (self.encoding or "").lower() == "gzip"
 
 
+def _valid_endpoint(_: object, _attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    """Refuse a result's Endpoint that :func:`endpoint_problems` refuses in a spec."""
+    if value is not None:
+        problems = endpoint_problems(value, where=None)
+        if problems:
+            raise ValueError(problems[0])
+
+
 @attrs.frozen(kw_only=True)
 class S3Result:
     """Published result parameters (Bacalhau's fields first, then ours)."""
 
     bucket: str
     key: str
-    endpoint: str | None = None
+    endpoint: str | None = attrs.field(default=None, validator=_valid_endpoint)
     region: str | None = None
     version_id: str | None = None
     checksum_sha256: str | None = attrs.field(
@@ -147,32 +160,162 @@ def bucket_problems(bucket: str) -> list[str]:
     return problems
 
 
-def endpoint_problems(endpoint: str) -> list[str]:
-    """Problems of an Endpoint: an http(s) URL without credentials, query or fragment."""
-    where = "@ $.Params.Endpoint"
-    scheme, separator, _ = endpoint.partition("://")
-    if separator and scheme.lower() not in ("http", "https"):
-        return [f"Endpoint scheme {scheme!r} is not supported: use https:// (or http://) {where}"]
-    if not endpoint.lower().startswith(("http://", "https://")):
-        return [
-            f"Endpoint {endpoint!r} needs a scheme: use 'https://{endpoint}' "
-            f"(or 'http://{endpoint}' for a local store) {where}"
-        ]
-    try:
-        parts = urlsplit(endpoint)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        return [f"Endpoint is not a valid URL ({exc}) {where}"]
-    if parts.username is not None or parts.password is not None:
-        return [
-            "Endpoint must not contain credentials; use the AWS credential chain "
-            f"(environment, profile, instance role) {where}"
-        ]
-    if not parts.hostname:
-        return [f"Endpoint {endpoint!r} has no host {where}"]
-    if parts.query or parts.fragment:
-        return [f"Endpoint {endpoint!r} must not have a query or fragment {where}"]
+def _is_control(char: str) -> bool:
+    """Whitespace, a control character, or an invisible format character (U+200B...)."""
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp", "Zs")
+
+
+def _port_problem(port: str) -> str | None:
+    if not port:
+        return "Endpoint has ':' but no port after it"
+    if not (port.isascii() and port.isdigit()) or len(port) > 5:
+        return f"Endpoint port {quoted(port)} is not a number 1-65535"
+    if not 1 <= int(port) <= 65535:
+        return f"Endpoint is not a valid URL (Port out of range 1-65535: {int(port)})"
+    return None
+
+
+def _label_problem(host: str, label: str) -> str | None:
+    if not _LABEL.fullmatch(label):
+        return (
+            f"Endpoint host {quoted(host)} has an invalid label {quoted(label)}: 1-63 "
+            "letters, digits and '-', not starting or ending with '-'"
+        )
+    if label[:4].lower() == "xn--":
+        try:
+            label.lower().encode("ascii").decode("idna")
+        except UnicodeError:
+            return (
+                f"Endpoint host {quoted(host)} has {quoted(label)}, which is not a valid "
+                "IDNA (punycode) label"
+            )
+    return None
+
+
+def _host_problem(host: str) -> str | None:
+    """Problems of an unbracketed host: a DNS name or an IPv4 address, ASCII only."""
+    if "%" in host:
+        return f"Endpoint host {quoted(host)} must not use percent-encoding"
+    if not host.isascii():
+        try:
+            ascii_form = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_form = ""
+        good = "xn--" in ascii_form and _host_problem(ascii_form) is None
+        hint = f" ({quoted(ascii_form)})" if good else ""
+        return (
+            f"Endpoint host {quoted(host)} is not ASCII: write an internationalised name "
+            f"in its punycode (xn--) form{hint}"
+        )
+    if _DIGITS_AND_DOTS.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"Endpoint host {quoted(host)} is not an IPv4 address (4 numbers 0-255)"
+        return None
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253:
+        return f"Endpoint host is longer than 253 characters ({len(name)})"
+    for label in name.split("."):
+        problem = _label_problem(host, label)
+        if problem:
+            return problem
+    return None
+
+
+def _authority_problem(authority: str) -> str | None:
+    """Problems of ``host[:port]``: a DNS name, an IPv4 or a bracketed IPv6 address."""
+    if authority.startswith("["):
+        inside, bracket, after = authority[1:].partition("]")
+        if not bracket or (after and not after.startswith(":")):
+            return (
+                "Endpoint is not a valid URL (an IPv6 host is written '[address]' "
+                "or '[address]:port')"
+            )
+        if "%" in inside:
+            return f"Endpoint host {quoted(inside)} must not use percent-encoding (zone ids)"
+        if not inside.isascii() or not _IPV6_CHARS.fullmatch(inside):
+            return f"Endpoint host {quoted(inside)} is not an IPv6 address"
+        try:
+            ipaddress.IPv6Address(inside)
+        except ValueError:
+            return f"Endpoint host {quoted(inside)} is not an IPv6 address"
+        return _port_problem(after[1:]) if after else None
+    host, colon, port = authority.partition(":")
+    if ":" in port:
+        return f"Endpoint host {quoted(authority)} has several ':'; write IPv6 as '[address]'"
+    if not host:
+        return "Endpoint has no host"
+    return _host_problem(host) or (_port_problem(port) if colon else None)
+
+
+def endpoint_problems(endpoint: str, where: str | None = "$.Params.Endpoint") -> list[str]:
+    """Problems of an Endpoint: an http(s) URL of a host (and port, path) botocore accepts.
+
+    No credentials, whitespace, control characters, query or fragment; the host a DNS
+    name (ASCII, punycode for an internationalised one), an IPv4 or a bracketed IPv6
+    address; the port 1-65535. The credentials are never quoted back. ``where`` is the
+    place the problem is reported at, e.g. an environment variable's name.
+    """
+    at = f" @ {where}" if where else ""
+    problem = _endpoint_problem(endpoint)
+    return [problem + at] if problem else []
+
+
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+"""The environment variables botocore takes an S3 endpoint from, first found first."""
+
+
+def environment_endpoint_problems(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Problems of the endpoint botocore would take from the environment, if any.
+
+    botocore reads ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL`` (an empty one is
+    skipped), unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is ``true``. The AWS config
+    file's ``endpoint_url`` needs botocore to read; the client checks it when made.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return []
+    for name in ENDPOINT_VARIABLES:
+        value = env.get(name)
+        if value:
+            return endpoint_problems(value, where=f"environment variable {name}")
     return []
+
+
+def _shown(endpoint: str) -> str:
+    """The endpoint quoted for a message, and a space; nothing if it has an '@' anywhere.
+
+    Whatever precedes an '@' may be a password (one in the authority is refused first).
+    """
+    return "" if "@" in endpoint else quoted(endpoint) + " "
+
+
+def _endpoint_problem(endpoint: str) -> str | None:
+    scheme, separator, rest = endpoint.partition("://")
+    head = re.split(r"[/?#]", rest if separator else endpoint, maxsplit=1)[0]
+    if "@" in head or (separator and "@" in scheme):
+        return (
+            "Endpoint must not contain credentials; use the AWS credential chain "
+            "(environment, profile, instance role)"
+        )
+    bad = next((c for c in endpoint if _is_control(c)), None)
+    if bad is not None:
+        return (
+            f"Endpoint {_shown(endpoint)}contains a whitespace or control character "
+            f"(U+{ord(bad):04X})"
+        )
+    if separator and scheme.lower() not in ("http", "https"):
+        return f"Endpoint scheme {quoted(scheme)} is not supported: use https:// (or http://)"
+    if not separator:
+        shown = endpoint if _shown(endpoint) and len(endpoint) <= 80 else "HOST"
+        return (
+            f"Endpoint {_shown(endpoint)}needs a scheme: use 'https://{shown}' "
+            f"(or 'http://{shown}' for a local store)"
+        )
+    if "?" in endpoint or "#" in endpoint:
+        return f"Endpoint {_shown(endpoint)}must not have a query or fragment"
+    return _authority_problem(head)
 
 
 def spec_problems(params: S3Params, context: PublishContext | None) -> list[str]:
