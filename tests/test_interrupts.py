@@ -214,3 +214,15 @@ def test_an_abort_that_wins_over_a_completion_leaves_nothing_to_wait_for() -> No
         assert log.cleanup() == []
         assert time.monotonic() - started < 1.0
         stub.assert_no_pending_responses()
+
+
+def test_a_helper_stopped_before_its_job_arrives_exits_quietly() -> None:
+    """A helper process whose parent stops before sending the job exits 1 with no traceback."""
+    from publisher_s3._helpers import _BOOT
+
+    helper = subprocess.run(
+        [sys.executable, "-c", _BOOT], input=b"", capture_output=True, timeout=60
+    )
+    assert helper.returncode == 1
+    assert helper.stderr == b""
+    assert helper.stdout == b""

@@ -127,10 +127,7 @@ def _apply_encoding(params: dict[str, str | bool]) -> dict[str, str | bool]:
     if comp_name is not None:
         given = str(params[comp_name]).strip().lower()
         if given in ("true", "false") and (given == "true") != wanted:
-            raise SpecError(
-                f"encoding={encoding} contradicts compress={quoted(params[comp_name])}; "
-                "give one of them"
-            )
+            raise SpecError(f"encoding={encoding} contradicts compress={given}; give one of them")
         return params
     params["Compress"] = wanted
     return params

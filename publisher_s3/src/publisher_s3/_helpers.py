@@ -236,7 +236,10 @@ def main() -> int:
     out = os.dup(1)
     os.dup2(2, 1)  # nothing but our reports on the pipe
     report = _ReportingLog(out)
-    job = json.loads(_read_line(0))
+    line = _read_line(0)
+    if not line.strip():  # the parent stopped (or died) before it sent the job
+        return 1
+    job = json.loads(line)
     try:
         settings = S3Settings(**job["settings"])
         client, _ = make_client(
