@@ -231,7 +231,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
     from ._client import describe_client_error, make_client
     from ._spec import S3Settings
-    from ._upload import DirectoryUpload, _Stopped
+    from ._tasks import Stopped
+    from ._upload import DirectoryUpload
 
     out = os.dup(1)
     os.dup2(2, 1)  # nothing but our reports on the pipe
@@ -259,7 +260,7 @@ def main() -> int:
 
         threading.Thread(target=watch, daemon=True).start()
         files = upload.upload_files([_entry(d) for d in job["files"]])
-    except _Stopped:
+    except Stopped:
         return 1
     except PublishError as exc:
         report.send("error", str(exc))
