@@ -20,7 +20,15 @@ from ._cleanup import WriteLog, started_now, uploads_of
 from ._client import attempts_of, describe_client_error
 from ._spec import MIB
 
-__all__ = ["MAX_PARTS", "MAX_PART_SIZE", "Multipart", "part_size_for", "put_object", "sha256_of"]
+__all__ = [
+    "MAX_PARTS",
+    "MAX_PART_SIZE",
+    "Multipart",
+    "part_size_for",
+    "put_object",
+    "sha256_of",
+    "version_of",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -44,6 +52,16 @@ def _crc32(data: bytes) -> str:
     return base64.b64encode(isal_zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
 
 
+def version_of(reply: dict[str, Any]) -> str | None:
+    """The version a write created: none where the bucket does not version objects.
+
+    Stores answer ``null`` for an object written while versioning is off or suspended;
+    it names no version a reader could pin, so it is not recorded.
+    """
+    version = reply.get("VersionId")
+    return version if isinstance(version, str) and version and version != "null" else None
+
+
 def put_object(
     client: Any, log: WriteLog, bucket: str, key: str, data: bytes, content_type: str
 ) -> str | None:
@@ -61,7 +79,7 @@ def put_object(
     except BaseException as exc:
         log.not_written(key, exc)
         raise
-    version: str | None = reply.get("VersionId")
+    version = version_of(reply)
     log.written(key, version)
     return version
 
@@ -151,7 +169,7 @@ class Multipart:
                 self.log.not_written(self.key, exc)
                 raise
         self.log.completed(self.upload_id)
-        version: str | None = reply.get("VersionId")
+        version = version_of(reply)
         self.log.written(self.key, version)
         return version
 

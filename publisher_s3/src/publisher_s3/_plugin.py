@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from publisher_core import (
     DownloadError,
     DownloadItem,
@@ -189,6 +191,36 @@ def _listed(client: Any, params: S3Result) -> list[tuple[str, int]]:
     return found
 
 
+def _foreign_key(client: Any, params: S3Result) -> str:
+    """The Key of a result another tool wrote, as the store has it: object or prefix.
+
+    Our own keys end in ``/`` (directory) or ``.tar.gz``/``.tgz`` (archive); another
+    tool's may end in neither, so the store is asked: an object at the key is the result
+    (an archive), else objects under ``KEY/`` are (a directory).
+    """
+    from botocore.exceptions import ClientError
+
+    key = params.key
+    if key.endswith(("/", ".tar.gz", ".tgz")):
+        return key
+    request = {"Bucket": params.bucket, "Key": key}
+    if params.version_id:
+        request["VersionId"] = params.version_id
+    try:
+        client.head_object(**request)
+        return key
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    listed = client.list_objects_v2(Bucket=params.bucket, Prefix=key + "/", MaxKeys=1)
+    if listed.get("KeyCount", len(listed.get("Contents", []))):
+        return key + "/"
+    raise DownloadError(
+        f"nothing at s3://{params.bucket}/{key}: no object at the key and none under "
+        f"{key}/; check the result's Key"
+    )
+
+
 @hookimpl
 def describe_result(params: S3Result, settings: S3Settings) -> ResultDescription:
     """Pre-signed GET URLs for the archive, or for every file of a directory result."""
@@ -205,6 +237,8 @@ def describe_result(params: S3Result, settings: S3Settings) -> ResultDescription
 def _describe(client: Any, params: S3Result, settings: S3Settings) -> ResultDescription:
     lifetime = settings.url_lifetime
     expires = datetime.now(timezone.utc) + timedelta(seconds=lifetime)
+    if params.size is None and params.manifest is None:  # written by another tool
+        params = attrs.evolve(params, key=_foreign_key(client, params))
     name = result_name(params.key)
     if not params.key.endswith("/"):
         item = DownloadItem(
@@ -228,6 +262,11 @@ def _describe(client: Any, params: S3Result, settings: S3Settings) -> ResultDesc
             )
             for path, size in _listed(client, params)
         )
+        if not items:
+            raise DownloadError(
+                f"nothing under s3://{params.bucket}/{params.key}: the result is empty, "
+                "was deleted, or its Key is mistyped"
+            )
         return ResultDescription(type="s3", name=name, items=items)
     manifest = _manifest(client, params, settings.max_attempts)
     items = tuple(

@@ -30,13 +30,23 @@ _IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
 MIB = 1024 * 1024
 
 
+def _default_if_empty(value: str | None) -> str | None:
+    """An empty Endpoint means the default one, as in Bacalhau's examples (``Endpoint: ""``)."""
+    return value if value else None
+
+
+def _no_null_version(value: str | None) -> str | None:
+    """``null`` (what stores answer for an unversioned object) is no version to pin."""
+    return None if value in ("", "null") else value
+
+
 @attrs.frozen(kw_only=True)
 class S3Params:
     """Spec parameters, as Bacalhau's S3 publisher; ``Encoding`` is its newer spelling."""
 
     bucket: str
     key: str
-    endpoint: str | None = None
+    endpoint: str | None = attrs.field(default=None, converter=_default_if_empty)
     region: str | None = None
     compress: bool | None = None
     encoding: str | None = None
@@ -63,9 +73,11 @@ class S3Result:
 
     bucket: str
     key: str
-    endpoint: str | None = attrs.field(default=None, validator=_valid_endpoint)
+    endpoint: str | None = attrs.field(
+        default=None, converter=_default_if_empty, validator=_valid_endpoint
+    )
     region: str | None = None
-    version_id: str | None = None
+    version_id: str | None = attrs.field(default=None, converter=_no_null_version)
     checksum_sha256: str | None = attrs.field(
         default=None, validator=sha256_validator(composite=True)
     )
@@ -73,7 +85,7 @@ class S3Result:
     files: int | None = None
     manifest: str | None = None
     manifest_checksum_sha256: str | None = attrs.field(default=None, validator=sha256_validator())
-    manifest_version_id: str | None = None
+    manifest_version_id: str | None = attrs.field(default=None, converter=_no_null_version)
 
 
 def _default_parallelism() -> int:
