@@ -16,6 +16,9 @@ set -euo pipefail
 ACCESS_KEY=PUBLISHERTESTACCESSKEY
 SECRET_KEY=publisher-test-secret-key-0123456789abcdef
 RGW_NAME=client.rgw.test
+# The one key of the "testing" KMS backend (SSE-KMS tests; 32 bytes, base64, not secret).
+CEPH_TEST_KMS_KEY_ID=testkey-1
+CEPH_TEST_KMS_KEY=cHVibGlzaGVyLXRlc3Qta21zLWtleS0wMTIzNDU2Nzg=
 START_TIMEOUT=${CEPH_RGW_START_TIMEOUT:-90}
 # Pools radosgw would otherwise create on the first bucket write, making it slow.
 DATA_POOLS="default.rgw.buckets.index default.rgw.buckets.data default.rgw.buckets.non-ec"
@@ -248,6 +251,11 @@ admin socket = $DIR/run/\$name.asok
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw gc obj min wait = 30
 rgw gc processor period = 30
+# SSE-KMS for the encryption tests: the "testing" backend takes its keys from this very
+# file (a fixed test key, no KMS server); plain HTTP on loopback may carry SSE requests.
+rgw crypt s3 kms backend = testing
+rgw crypt s3 kms encryption keys = $CEPH_TEST_KMS_KEY_ID=$CEPH_TEST_KMS_KEY
+rgw crypt require ssl = false
 EOF
 
     # One keyring for every entity; the monitor imports it all at mkfs.

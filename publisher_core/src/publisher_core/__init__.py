@@ -17,7 +17,7 @@ from ._archive import (
     write_archive,
     zlib_gzip,
 )
-from ._convert import capital_name, converter, structure_params, unstructure_params
+from ._convert import capital_name, converter, did_you_mean, structure_params, unstructure_params
 from ._documents import (
     description_from_document,
     description_to_document,
@@ -112,6 +112,7 @@ __all__ = [
     "describe",
     "description_from_document",
     "description_to_document",
+    "did_you_mean",
     "download",
     "dump_document",
     "empty_directories",

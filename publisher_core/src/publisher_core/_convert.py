@@ -37,7 +37,16 @@ __all__ = [
 
 T = TypeVar("T")
 
-_ACRONYMS = {"id": "ID", "sha256": "SHA256", "url": "URL", "uri": "URI", "md5": "MD5"}
+_ACRONYMS = {
+    "id": "ID",
+    "sha256": "SHA256",
+    "url": "URL",
+    "uri": "URI",
+    "md5": "MD5",
+    "acl": "ACL",
+    "kms": "KMS",
+    "sse": "SSE",
+}
 _INT_RE = re.compile(r"[+-]?\d+")
 
 

@@ -229,6 +229,7 @@ def _read_line(fd: int) -> bytes:
 def main() -> int:
     """The helper process: upload the files of its job, report, exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
+    from ._attributes import expect_bucket_owner
     from ._client import describe_client_error, make_client
     from ._spec import S3Settings
     from ._tasks import Stopped
@@ -251,7 +252,18 @@ def main() -> int:
             job["credentials"],
             job["addressing_style"],
         )
-        upload = DirectoryUpload(client, job["bucket"], job["key"], settings, log=report)
+        owner = job["expected_bucket_owner"]
+        if owner:
+            expect_bucket_owner(client, owner)
+        upload = DirectoryUpload(
+            client,
+            job["bucket"],
+            job["key"],
+            settings,
+            arguments=job["arguments"],
+            expected_bucket_owner=owner,
+            log=report,
+        )
 
         def watch() -> None:  # stdin closes when the parent is done or gone
             while os.read(0, 4096):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from isal import isal_zlib
@@ -63,12 +64,24 @@ def version_of(reply: dict[str, Any]) -> str | None:
 
 
 def put_object(
-    client: Any, log: WriteLog, bucket: str, key: str, data: bytes, content_type: str
+    client: Any,
+    log: WriteLog,
+    bucket: str,
+    key: str,
+    data: bytes,
+    content_type: str,
+    *,
+    arguments: Mapping[str, Any],
 ) -> str | None:
-    """PutObject ``data`` at ``key`` with its SHA-256; return the version it created."""
+    """PutObject ``data`` at ``key`` with its SHA-256; return the version it created.
+
+    ``arguments`` are the result's object attributes (encryption, tags...; see
+    ``_attributes.object_arguments``).
+    """
     log.writing(key)
     try:
         reply = client.put_object(
+            **arguments,
             Bucket=bucket,
             Key=key,
             Body=data,
@@ -88,14 +101,25 @@ class Multipart:
     """One multipart upload: parts go up through ``upload``; ``complete`` at the end."""
 
     def __init__(
-        self, client: Any, log: WriteLog, bucket: str, key: str, content_type: str
+        self,
+        client: Any,
+        log: WriteLog,
+        bucket: str,
+        key: str,
+        content_type: str,
+        *,
+        arguments: Mapping[str, Any],
     ) -> None:
         self.client, self.log, self.bucket, self.key = client, log, bucket, key
         self.started = started_now()  # the object a lost Complete made is newer
         log.creating(key)
         try:
             reply = client.create_multipart_upload(
-                Bucket=bucket, Key=key, ContentType=content_type, ChecksumAlgorithm="CRC32"
+                **arguments,
+                Bucket=bucket,
+                Key=key,
+                ContentType=content_type,
+                ChecksumAlgorithm="CRC32",
             )
         except BaseException as exc:
             log.not_created(key, exc)

@@ -33,6 +33,7 @@ from publisher_core import (
     unstructure_params,
 )
 
+from ._attributes import effective_encryption, expect_bucket_owner, object_arguments
 from ._client import custom_endpoint, describe_client_error, make_client
 from ._spec import S3Params, S3Result, S3Settings, environment_endpoint_problems, spec_problems
 
@@ -56,14 +57,17 @@ def publisher_info() -> PublisherInfo:
 
 
 @hookimpl
-def validate_spec(spec: ValidatedSpec, context: PublishContext | None) -> list[str]:
-    """Bucket, key, endpoint, region and encoding rules, all problems at once.
+def validate_spec(
+    spec: ValidatedSpec, context: PublishContext | None, settings: S3Settings
+) -> list[str]:
+    """Bucket, key, endpoint, region, encoding and object attribute rules, all at once.
 
     Without an Endpoint, one botocore would take from the environment obeys the same
-    rules (the AWS config file's is checked when the client is made).
+    rules (the AWS config file's is checked when the client is made). The operator's
+    encryption defaults and requirement (``settings``) apply here, before any write.
     """
     params: S3Params = spec.params
-    problems = spec_problems(params, context)
+    problems = spec_problems(params, context, settings)
     if params.endpoint is None:
         problems += environment_endpoint_problems()
     return problems
@@ -103,16 +107,36 @@ def publish(
     from ._upload import ArchiveUpload, DirectoryUpload
 
     params, key, entries = _read(spec, source, context)
+    arguments = object_arguments(params, settings)
     try:
         client, region = make_client(params.endpoint, params.region, params.bucket, settings)
         with contextlib.closing(client):  # its connections, broken ones included
-            upload = (ArchiveUpload if params.archive else DirectoryUpload)(
-                client, params.bucket, key, settings
-            )
+            if params.expected_bucket_owner:
+                expect_bucket_owner(client, params.expected_bucket_owner)
+            upload: ArchiveUpload | DirectoryUpload
+            if params.archive:
+                upload = ArchiveUpload(
+                    client,
+                    params.bucket,
+                    key,
+                    settings,
+                    arguments=arguments,
+                    content_type=params.content_type,
+                )
+            else:
+                upload = DirectoryUpload(
+                    client,
+                    params.bucket,
+                    key,
+                    settings,
+                    arguments=arguments,
+                    expected_bucket_owner=params.expected_bucket_owner,
+                )
             outcome = upload.run(entries)
     except (BotoCoreError, ClientError) as exc:
         raise PublishError(describe_client_error(exc, params.bucket, key)) from exc
     directory = outcome.manifest_key is not None
+    encryption, kms_key_id, bucket_key = effective_encryption(params, settings)
     result = S3Result(
         bucket=params.bucket,
         key=key,
@@ -125,6 +149,9 @@ def publish(
         manifest=outcome.manifest_key,
         manifest_checksum_sha256=outcome.checksum_sha256 if directory else None,
         manifest_version_id=outcome.version_id if directory else None,
+        server_side_encryption=encryption,
+        sse_kms_key_id=kms_key_id,
+        bucket_key_enabled=bucket_key,
     )
     return PublishedResult(type="s3", params=unstructure_params(result))
 

@@ -7,10 +7,20 @@ import os
 import re
 import unicodedata
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
 from publisher_core import PublishContext, key_problems, quoted, sha256_validator
+
+from ._attributes import (
+    MetadataMap,
+    TagSet,
+    attribute_problems,
+    unset_if_empty,
+    valid_encryption_setting,
+    valid_kms_key_setting,
+)
 
 __all__ = [
     "S3Params",
@@ -50,6 +60,21 @@ class S3Params:
     region: str | None = None
     compress: bool | None = None
     encoding: str | None = None
+    # Applied to every object of the result (see _attributes).
+    server_side_encryption: str | None = None
+    sse_kms_key_id: str | None = None
+    bucket_key_enabled: bool | None = None
+    storage_class: str | None = None
+    tags: TagSet | None = None
+    metadata: MetadataMap | None = None
+    acl: str | None = None
+    expected_bucket_owner: str | None = None
+    cache_control: str | None = None
+    content_type: str | None = None
+    # SSE-C is refused with a reason; the values are taken as they are, never shown.
+    sse_customer_algorithm: Any = attrs.field(default=None, repr=False)
+    sse_customer_key: Any = attrs.field(default=None, repr=False)
+    sse_customer_key_md5: Any = attrs.field(default=None, repr=False)
 
     @property
     def archive(self) -> bool:
@@ -86,6 +111,9 @@ class S3Result:
     manifest: str | None = None
     manifest_checksum_sha256: str | None = attrs.field(default=None, validator=sha256_validator())
     manifest_version_id: str | None = attrs.field(default=None, converter=_no_null_version)
+    server_side_encryption: str | None = None
+    sse_kms_key_id: str | None = None
+    bucket_key_enabled: bool | None = None
 
 
 def _default_parallelism() -> int:
@@ -118,6 +146,9 @@ class S3Settings:
     ``max_attempts`` per request, botocore's standard retry mode (throttling, 5xx,
     resets and timeouts are retried with backoff). ``connect_timeout`` and
     ``read_timeout`` seconds per attempt: a store that stalls longer is retried.
+    ``server_side_encryption`` and ``sse_kms_key_id`` are the encryption of specs that
+    name none (the key only with a KMS encryption); ``require_encryption`` refuses a
+    spec that ends up without one.
     """
 
     concurrency: int = attrs.field(default=16, validator=_positive)
@@ -149,6 +180,13 @@ class S3Settings:
     read_timeout: int = attrs.field(
         default=60, validator=[attrs.validators.ge(1), attrs.validators.le(3600)]
     )
+    server_side_encryption: str | None = attrs.field(
+        default=None, converter=unset_if_empty, validator=valid_encryption_setting
+    )
+    sse_kms_key_id: str | None = attrs.field(
+        default=None, converter=unset_if_empty, validator=valid_kms_key_setting
+    )
+    require_encryption: bool = False
 
 
 def bucket_problems(bucket: str) -> list[str]:
@@ -330,8 +368,13 @@ def _endpoint_problem(endpoint: str) -> str | None:
     return _authority_problem(head)
 
 
-def spec_problems(params: S3Params, context: PublishContext | None) -> list[str]:
-    """Every problem of an S3 spec that types alone do not catch."""
+def spec_problems(
+    params: S3Params, context: PublishContext | None, settings: S3Settings | None = None
+) -> list[str]:
+    """Every problem of an S3 spec that types alone do not catch.
+
+    ``settings`` supply the operator's encryption defaults and requirement.
+    """
     problems = bucket_problems(params.bucket)
     if params.endpoint is not None:
         problems += endpoint_problems(params.endpoint)
@@ -352,4 +395,5 @@ def spec_problems(params: S3Params, context: PublishContext | None) -> list[str]
                 "give one of them @ $.Params.Encoding"
             )
     problems += key_problems(params.key, compress=params.archive, context=context)
+    problems += attribute_problems(params, settings or S3Settings())
     return problems

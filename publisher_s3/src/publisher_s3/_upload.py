@@ -20,6 +20,7 @@ import hashlib
 import logging
 import mimetypes
 import threading
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import attrs
@@ -92,7 +93,9 @@ class DirectoryUpload:
     """Directory mode: every file under ``key``, then the manifest, or nothing at all.
 
     Many small files are shared with helper processes (see ``_helpers``); ``log``
-    replaces the clean-up log (a helper reports to its parent's).
+    replaces the clean-up log (a helper reports to its parent's). ``arguments`` go on
+    every PutObject and CreateMultipartUpload, the manifest's and the helpers' included;
+    ``expected_bucket_owner`` is what the client was told to send (helpers tell theirs).
     """
 
     def __init__(
@@ -102,9 +105,13 @@ class DirectoryUpload:
         key: str,
         settings: S3Settings,
         *,
+        arguments: Mapping[str, Any],
+        expected_bucket_owner: str | None = None,
         log: WriteLog | Any | None = None,
     ) -> None:
         self.client, self.bucket, self.key, self.settings = client, bucket, key, settings
+        self.arguments = arguments
+        self.expected_bucket_owner = expected_bucket_owner  # passed on to helper processes
         self.log = log if log is not None else WriteLog(client, bucket)
         workers = settings.concurrency
         self.pool = BoundedPool(workers, limit=2 * workers)
@@ -129,11 +136,26 @@ class DirectoryUpload:
             chunk: bytes | None = handle.read(part_size)
             assert chunk is not None
             if len(chunk) < part_size:
-                put_object(self.client, self.log, self.bucket, key, chunk, content_type)
+                put_object(
+                    self.client,
+                    self.log,
+                    self.bucket,
+                    key,
+                    chunk,
+                    content_type,
+                    arguments=self.arguments,
+                )
                 digest.update(chunk)
                 size = len(chunk)
             else:
-                upload = Multipart(self.client, self.log, self.bucket, key, content_type)
+                upload = Multipart(
+                    self.client,
+                    self.log,
+                    self.bucket,
+                    key,
+                    content_type,
+                    arguments=self.arguments,
+                )
                 number = 1
                 while chunk:
                     if self.pool.stop.is_set():
@@ -179,6 +201,8 @@ class DirectoryUpload:
             "bucket": self.bucket,
             "key": self.key,
             "settings": attrs.asdict(self.settings),
+            "arguments": self.arguments,  # every object carries the result's attributes
+            "expected_bucket_owner": self.expected_bucket_owner,
             "credentials": client_credentials(self.client),
         }
         _log.debug("directory upload: %d helper processes for %d small files", count, len(small))
@@ -224,7 +248,15 @@ class DirectoryUpload:
         manifest = Manifest.build(done, empty_directories(entries))
         data = manifest.to_bytes()
         where = manifest_key(self.key)
-        version = put_object(self.client, self.log, self.bucket, where, data, "application/json")
+        version = put_object(
+            self.client,
+            self.log,
+            self.bucket,
+            where,
+            data,
+            "application/json",
+            arguments=self.arguments,
+        )
         return UploadOutcome(
             size=manifest.total_size,
             checksum_sha256=sha256_of(data),
@@ -242,8 +274,17 @@ class _PartSink:
     (tarfile flushes its buffer on the way out) cannot start new requests.
     """
 
-    def __init__(self, client: Any, bucket: str, key: str, settings: S3Settings) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        settings: S3Settings,
+        arguments: Mapping[str, Any],
+        content_type: str,
+    ) -> None:
         self.client, self.bucket, self.key = client, bucket, key
+        self.arguments, self.content_type = arguments, content_type
         self.base_part_size = settings.part_size
         self.log = WriteLog(client, bucket)
         self.buffer: list[bytes] = []  # joined once per part: one copy of every byte
@@ -282,7 +323,12 @@ class _PartSink:
     def _send(self, part: bytes) -> None:
         if self.multipart is None:
             self.multipart = Multipart(
-                self.client, self.log, self.bucket, self.key, ARCHIVE_CONTENT_TYPE
+                self.client,
+                self.log,
+                self.bucket,
+                self.key,
+                self.content_type,
+                arguments=self.arguments,
             )
         self.number += 1
         upload, number = self.multipart, self.number
@@ -296,7 +342,8 @@ class _PartSink:
                 self.bucket,
                 self.key,
                 b"".join(self.buffer),
-                ARCHIVE_CONTENT_TYPE,
+                self.content_type,
+                arguments=self.arguments,
             )
         if self.buffered:
             self._send(b"".join(self.buffer))
@@ -328,8 +375,19 @@ class _Cancellable:
 class ArchiveUpload:
     """Archive mode: one ``.tar.gz`` object streamed from the tree, or nothing at all."""
 
-    def __init__(self, client: Any, bucket: str, key: str, settings: S3Settings) -> None:
-        self.sink = _PartSink(client, bucket, key, settings)
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        settings: S3Settings,
+        *,
+        arguments: Mapping[str, Any],
+        content_type: str | None = None,
+    ) -> None:
+        self.sink = _PartSink(
+            client, bucket, key, settings, arguments, content_type or ARCHIVE_CONTENT_TYPE
+        )
         self.settings = settings
         self.stream: GzipStream | None = None
         self.cancelled = threading.Event()
