@@ -277,3 +277,27 @@ def test_plugin_output_in_process_goes_to_stderr(cli_in_process, monkeypatch):
     ran = cli_in_process("validate", "local://k")
     assert (ran.code, ran.out, ran.err) == (0, "ok: valid local spec\n", "a plugin's chatter\n")
     assert sys.stdout is before
+
+
+def test_an_interrupt_while_the_result_is_printed_is_held_and_reported(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A signal after the publish finished does not lose its record: held, then a warning."""
+    import signal
+
+    from publisher_core import cli as publisher_cli
+
+    with publisher_cli._holding():
+        publisher_cli._interrupt(signal.SIGINT, None)  # as the handler would be called
+        publisher_cli._interrupt(signal.SIGTERM, None)
+        print("Type: local")
+    captured = capsys.readouterr()
+    assert captured.out == "Type: local\n"
+    assert captured.err.splitlines() == [
+        "warning: SIGINT arrived after the result was published; it is kept",
+        "warning: SIGTERM arrived after the result was published; it is kept",
+    ]
+    with pytest.raises(publisher_cli.Terminated):
+        publisher_cli._interrupt(signal.SIGTERM, None)
+    with pytest.raises(KeyboardInterrupt):
+        publisher_cli._interrupt(signal.SIGINT, None)

@@ -226,3 +226,24 @@ def test_a_helper_stopped_before_its_job_arrives_exits_quietly() -> None:
     assert helper.returncode == 1
     assert helper.stderr == b""
     assert helper.stdout == b""
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["directory", "archive"])
+def test_an_interrupt_after_the_upload_finished_removes_the_result(
+    s3: S3Server,
+    result_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    compress: bool,
+) -> None:
+    """An interrupt between the last upload and the record leaves nothing a record names."""
+    from publisher_core import publish
+    from publisher_s3 import _plugin
+
+    def interrupted(*_: object, **__: object) -> object:
+        raise KeyboardInterrupt  # as if Ctrl-C came as the result was being built
+
+    monkeypatch.setattr(_plugin, "_result", interrupted)
+    bucket = s3.new_bucket()
+    with pytest.raises(KeyboardInterrupt):
+        publish(s3_spec(s3, bucket, "runs/late" + ("" if compress else "/"), compress), result_dir)
+    assert leftovers(s3, bucket, "runs/late") == ([], [])

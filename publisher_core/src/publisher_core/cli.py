@@ -390,10 +390,13 @@ def publish(
         return
     started = time.monotonic()
     result = _api.publish(loaded, path, context=context)
-    _echo(
-        dump_document(result_to_document(result), "json" if output_format == "json" else "yaml"),
-        nl=False,
-    )
+    with _holding():
+        _echo(
+            dump_document(
+                result_to_document(result), "json" if output_format == "json" else "yaml"
+            ),
+            nl=False,
+        )
     if sys.stderr.isatty():
         click.echo(
             f"published {path} with {result.type} in {time.monotonic() - started:.1f} s", err=True
@@ -508,8 +511,39 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so a publish cleans up exactly as after Ctrl-C."""
 
 
-def _terminate(_signum: int, _frame: object) -> None:
-    raise Terminated
+_held: list[int] = []
+"""Signals that arrived while a finished publish printed its result (see :func:`_holding`)."""
+_holding_state = {"on": False}
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGINT and SIGTERM: raise in the main thread, unless a result is being delivered."""
+    if _holding_state["on"]:
+        _held.append(signum)
+        return
+    if signum == signal.SIGTERM:
+        raise Terminated
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _holding() -> Iterator[None]:
+    """Hold interrupts while a published result is printed, then say they came too late.
+
+    The publish has finished: its result is complete at the destination, and the record
+    on stdout is the only way to find it; an interrupt now would print nothing and leave
+    the result behind. So the record is printed, and the command still succeeds.
+    """
+    _held.clear()
+    _holding_state["on"] = True
+    try:
+        yield
+        (_stdout[-1] if _stdout else sys.stdout).flush()  # the record is out before any raise
+    finally:
+        _holding_state["on"] = False
+    for signum in dict.fromkeys(_held):
+        name = signal.Signals(signum).name
+        click.echo(f"warning: {name} arrived after the result was published; it is kept", err=True)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -520,12 +554,16 @@ def run(argv: list[str] | None = None) -> int:
     """
     _state["debug"] = False
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
+    previous = (
+        {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if in_main
+        else {}
+    )
     try:
         return _run(argv)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run(argv: list[str] | None) -> int:

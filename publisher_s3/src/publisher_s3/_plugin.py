@@ -8,7 +8,7 @@ import random
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -36,6 +36,10 @@ from publisher_core import (
 from ._attributes import effective_encryption, expect_bucket_owner, object_arguments
 from ._client import custom_endpoint, describe_client_error, make_client
 from ._spec import S3Params, S3Result, S3Settings, environment_endpoint_problems, spec_problems
+
+if TYPE_CHECKING:
+    from ._cleanup import WriteLog
+    from ._upload import UploadOutcome
 
 __all__ = ["describe_result", "plan_publish", "publish", "publisher_info", "validate_spec"]
 
@@ -110,34 +114,59 @@ def publish(
     arguments = object_arguments(params, settings)
     try:
         client, region = make_client(params.endpoint, params.region, params.bucket, settings)
-        with contextlib.closing(client):  # its connections, broken ones included
-            if params.expected_bucket_owner:
-                expect_bucket_owner(client, params.expected_bucket_owner)
-            upload: ArchiveUpload | DirectoryUpload
-            if params.archive:
-                upload = ArchiveUpload(
-                    client,
-                    params.bucket,
-                    key,
-                    settings,
-                    arguments=arguments,
-                    content_type=params.content_type,
-                )
-            else:
-                upload = DirectoryUpload(
-                    client,
-                    params.bucket,
-                    key,
-                    settings,
-                    arguments=arguments,
-                    expected_bucket_owner=params.expected_bucket_owner,
-                )
-            outcome = upload.run(entries)
     except (BotoCoreError, ClientError) as exc:
         raise PublishError(describe_client_error(exc, params.bucket, key)) from exc
+    uploaded: WriteLog | None = None
+    try:
+        if params.expected_bucket_owner:
+            expect_bucket_owner(client, params.expected_bucket_owner)
+        upload: ArchiveUpload | DirectoryUpload
+        if params.archive:
+            upload = ArchiveUpload(
+                client,
+                params.bucket,
+                key,
+                settings,
+                arguments=arguments,
+                content_type=params.content_type,
+            )
+        else:
+            upload = DirectoryUpload(
+                client,
+                params.bucket,
+                key,
+                settings,
+                arguments=arguments,
+                expected_bucket_owner=params.expected_bucket_owner,
+            )
+        outcome = upload.run(entries)
+        uploaded = upload.log
+        result = _result(params, key, settings, client, region, outcome)
+        return PublishedResult(type="s3", params=unstructure_params(result))
+    except (BotoCoreError, ClientError) as exc:
+        raise PublishError(describe_client_error(exc, params.bucket, key)) from exc
+    except BaseException:
+        if uploaded is not None:  # an interrupt after the upload: the publish did not finish
+            left = uploaded.cleanup()
+            if left:
+                _log.warning("publish stopped; could not remove: %s", ", ".join(left[:10]))
+        raise
+    finally:
+        client.close()  # its connections, broken ones included
+
+
+def _result(
+    params: S3Params,
+    key: str,
+    settings: S3Settings,
+    client: Any,
+    region: str,
+    outcome: UploadOutcome,
+) -> S3Result:
+    """The published result's parameters for what ``outcome`` stored."""
     directory = outcome.manifest_key is not None
     encryption, kms_key_id, bucket_key = effective_encryption(params, settings)
-    result = S3Result(
+    return S3Result(
         bucket=params.bucket,
         key=key,
         endpoint=params.endpoint or custom_endpoint(client),
@@ -153,7 +182,6 @@ def publish(
         sse_kms_key_id=kms_key_id,
         bucket_key_enabled=bucket_key,
     )
-    return PublishedResult(type="s3", params=unstructure_params(result))
 
 
 def _presign(client: Any, bucket: str, key: str, lifetime: int, version: str | None) -> str:

@@ -392,6 +392,11 @@ class ArchiveUpload:
         self.stream: GzipStream | None = None
         self.cancelled = threading.Event()
 
+    @property
+    def log(self) -> WriteLog:
+        """What this upload wrote, for clean-up."""
+        return self.sink.log
+
     def _gzip(self, sink: BinarySink, level: int) -> GzipStream:
         """ISA-L's threaded gzip writer: blocks compressed in parallel, one gzip member."""
         stream: GzipStream = igzip_threaded.open(  # type: ignore[no-untyped-call]
