@@ -396,7 +396,7 @@ def attribute_problems(params: S3Params, settings: S3Settings) -> list[str]:
 
 
 def unset_if_empty(value: str | None) -> str | None:
-    """An empty setting (``PUBLISHER_S3_SERVER_SIDE_ENCRYPTION=``) is no default."""
+    """An empty value is no value: ``PUBLISHER_S3_SERVER_SIDE_ENCRYPTION=``, ``Endpoint: ""``."""
     return value if value else None
 
 

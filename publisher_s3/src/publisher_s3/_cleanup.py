@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ._client import attempts_of, reached_store
+from ._client import attempts_of, error_code, is_missing, reached_store
 
 __all__ = ["WriteLog", "started_now", "unsent", "uploads_of"]
 
@@ -167,7 +167,7 @@ class WriteLog:
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except Exception as exc:
-                if upload_id in completing and _error_code(exc) in ("NoSuchUpload", "404"):
+                if upload_id in completing and error_code(exc) in ("NoSuchUpload", "404"):
                     landing.append(key)
                 else:
                     left.append(f"the multipart upload of {key}")
@@ -195,7 +195,7 @@ class WriteLog:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
-            if _error_code(exc) not in ("NoSuchKey", "404"):
+            if not is_missing(exc):
                 left.append(key)
             return []
         return [{"Key": key}] if head["LastModified"] >= self.started else []
@@ -221,12 +221,6 @@ class WriteLog:
             for v in listed.get("Versions", [])
             if v["Key"] == key and v["LastModified"] >= self.started
         ]
-
-
-def _error_code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    return code if isinstance(code, str) else None
 
 
 def unsent(exc: BaseException) -> bool:

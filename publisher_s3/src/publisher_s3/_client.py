@@ -6,6 +6,7 @@ botocore is imported here, inside the functions, so importing the plugin stays c
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -22,6 +23,8 @@ __all__ = [
     "client_credentials",
     "custom_endpoint",
     "describe_client_error",
+    "error_code",
+    "is_missing",
     "make_client",
     "reached_store",
 ]
@@ -104,16 +107,22 @@ def make_client(
         config=Config(**config_args),
         **explicit,
     )
-    if endpoint is None:  # what botocore settled on, whatever its source
-        try:
-            _check_endpoint(client.meta.endpoint_url, "the endpoint botocore configured")
-        except SpecError:
-            client.close()
-            raise
     client.meta.events.register("before-sign.s3.PutObject", _no_expect_for_small_bodies)
     client.meta.events.register("needs-retry.s3", _note_attempt)
     client.meta.events.register("after-call-error.s3", _count_attempts)
     return client, used_region
+
+
+@functools.cache
+def _never_connected() -> tuple[type[BaseException], ...]:
+    """Botocore's errors for a connection that was never made (looked up once)."""
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ProxyConnectionError,
+    )
+
+    return (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)
 
 
 def _note_attempt(
@@ -125,18 +134,10 @@ def _note_attempt(
     failures, refused connections and connect timeouts. A reply, or an error after the
     connection was made (a reset, a read timeout), means the store may have acted.
     """
-    from botocore.exceptions import (
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        ProxyConnectionError,
-    )
-
     context = request_dict.get("context")
     if not isinstance(context, dict):
         return
-    never_connected = isinstance(
-        caught_exception, (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)
-    )
+    never_connected = isinstance(caught_exception, _never_connected())
     context["publisher_reached"] = context.get("publisher_reached", False) or not never_connected
 
 
@@ -185,6 +186,18 @@ def _count_attempts(exception: BaseException, context: dict[str, Any], **_: Any)
     if isinstance(reached, bool):
         with contextlib.suppress(AttributeError):
             exception.publisher_reached = reached  # type: ignore[attr-defined]
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The S3 error code of a ClientError (``NoSuchKey``, ``404``...), else None."""
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def is_missing(exc: BaseException) -> bool:
+    """Whether ``exc`` says the object is not there (GetObject and HeadObject alike)."""
+    return error_code(exc) in ("NoSuchKey", "NotFound", "404")
 
 
 def reached_store(exc: BaseException) -> bool | None:

@@ -18,7 +18,7 @@ from isal import isal_zlib
 from publisher_core import PublishError, sha256_b64
 
 from ._cleanup import WriteLog, started_now, uploads_of
-from ._client import attempts_of, describe_client_error
+from ._client import attempts_of, describe_client_error, error_code
 from ._spec import MIB
 
 __all__ = [
@@ -205,9 +205,7 @@ class Multipart:
         """
         from botocore.exceptions import ClientError
 
-        if not isinstance(exc, ClientError) or (attempts_of(exc) or 1) < 2:
-            return None
-        if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+        if (attempts_of(exc) or 1) < 2 or error_code(exc) != "NoSuchUpload":
             return None
         try:
             digests = b"".join(

@@ -34,7 +34,7 @@ from publisher_core import (
 )
 
 from ._attributes import effective_encryption, expect_bucket_owner, object_arguments
-from ._client import custom_endpoint, describe_client_error, make_client
+from ._client import custom_endpoint, describe_client_error, is_missing, make_client
 from ._spec import S3Params, S3Result, S3Settings, environment_endpoint_problems, spec_problems
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def publish(
     """Upload the result: files and a manifest, or one streamed archive."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ._upload import ArchiveUpload, DirectoryUpload
+    from ._upload import ArchiveUpload, DirectoryUpload, abandon
 
     params, key, entries = _read(spec, source, context)
     arguments = object_arguments(params, settings)
@@ -145,11 +145,9 @@ def publish(
         return PublishedResult(type="s3", params=unstructure_params(result))
     except (BotoCoreError, ClientError) as exc:
         raise PublishError(describe_client_error(exc, params.bucket, key)) from exc
-    except BaseException:
-        if uploaded is not None:  # an interrupt after the upload: the publish did not finish
-            left = uploaded.cleanup()
-            if left:
-                _log.warning("publish stopped; could not remove: %s", ", ".join(left[:10]))
+    except BaseException as exc:
+        if uploaded is not None:  # after the upload, before the record: nothing may name it
+            abandon(exc, uploaded, params.bucket, key)
         raise
     finally:
         client.close()  # its connections, broken ones included
@@ -209,8 +207,7 @@ def _manifest(client: Any, params: S3Result, attempts: int) -> Manifest:
         try:
             body = client.get_object(**request)["Body"]  # botocore retries the request
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404"):
+            if is_missing(exc):
                 raise DownloadError(
                     f"manifest {where} is missing: the result is incomplete or was deleted"
                 ) from None
@@ -265,7 +262,7 @@ def _foreign_key(client: Any, params: S3Result) -> str:
         client.head_object(**request)
         return key
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+        if not is_missing(exc):
             raise
     listed = client.list_objects_v2(Bucket=params.bucket, Prefix=key + "/", MaxKeys=1)
     if listed.get("KeyCount", len(listed.get("Contents", []))):

@@ -40,11 +40,6 @@ _IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
 MIB = 1024 * 1024
 
 
-def _default_if_empty(value: str | None) -> str | None:
-    """An empty Endpoint means the default one, as in Bacalhau's examples (``Endpoint: ""``)."""
-    return value if value else None
-
-
 def _no_null_version(value: str | None) -> str | None:
     """``null`` (what stores answer for an unversioned object) is no version to pin."""
     return None if value in ("", "null") else value
@@ -56,7 +51,8 @@ class S3Params:
 
     bucket: str
     key: str
-    endpoint: str | None = attrs.field(default=None, converter=_default_if_empty)
+    # An empty Endpoint means the default one, as in Bacalhau's examples (``Endpoint: ""``).
+    endpoint: str | None = attrs.field(default=None, converter=unset_if_empty)
     region: str | None = None
     compress: bool | None = None
     encoding: str | None = None
@@ -99,7 +95,7 @@ class S3Result:
     bucket: str
     key: str
     endpoint: str | None = attrs.field(
-        default=None, converter=_default_if_empty, validator=_valid_endpoint
+        default=None, converter=unset_if_empty, validator=_valid_endpoint
     )
     region: str | None = None
     version_id: str | None = attrs.field(default=None, converter=_no_null_version)

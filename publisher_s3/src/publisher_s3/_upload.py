@@ -48,7 +48,7 @@ from ._objects import MAX_PART_SIZE, Multipart, part_size_for, put_object, sha25
 from ._spec import S3Settings
 from ._tasks import INTERRUPT_GRACE, BoundedPool, Stopped, off_main_thread
 
-__all__ = ["ArchiveUpload", "DirectoryUpload", "UploadOutcome", "part_size_for"]
+__all__ = ["ArchiveUpload", "DirectoryUpload", "UploadOutcome", "abandon", "part_size_for"]
 
 _log = logging.getLogger(__name__)
 
@@ -67,12 +67,17 @@ class UploadOutcome:
     manifest_key: str | None = None
 
 
+def _grace(exc: BaseException) -> float | None:
+    """How long to wait for running tasks after ``exc``: bounded after an interrupt."""
+    return None if isinstance(exc, Exception) else INTERRUPT_GRACE
+
+
 def _listing(left: list[str]) -> str:
     shown = ", ".join(left[:10])
     return shown + (f" and {len(left) - 10} more" if len(left) > 10 else "")
 
 
-def _fail(exc: BaseException, log: WriteLog, bucket: str, key: str) -> NoReturn:
+def abandon(exc: BaseException, log: WriteLog, bucket: str, key: str) -> NoReturn:
     """Remove what this publish wrote, then raise one error naming the failure.
 
     The error also says what could not be removed; an interrupt is re-raised as it is,
@@ -231,11 +236,10 @@ class DirectoryUpload:
                 lambda: self._upload(entries, helpers), self.pool.stop.set, "publisher-s3-directory"
             )
         except BaseException as exc:
-            interrupted = not isinstance(exc, Exception)
-            self.pool.close(cancel=True, timeout=INTERRUPT_GRACE if interrupted else None)
+            self.pool.close(cancel=True, timeout=_grace(exc))
             for helper in list(helpers):
                 helper.stop()  # everything a helper reported is in the log before clean-up
-            _fail(exc, self.log, self.bucket, self.key)
+            abandon(exc, self.log, self.bucket, self.key)
 
     def _upload(self, entries: list[TreeEntry], helpers: list[Helper]) -> UploadOutcome:
         files = [e for e in entries if e.kind == "file"]
@@ -434,9 +438,8 @@ class ArchiveUpload:
             )
         except BaseException as exc:
             self._stop()
-            interrupted = not isinstance(exc, Exception)
-            self.sink.pool.close(cancel=True, timeout=INTERRUPT_GRACE if interrupted else None)
-            _fail(exc, self.sink.log, self.sink.bucket, self.sink.key)
+            self.sink.pool.close(cancel=True, timeout=_grace(exc))
+            abandon(exc, self.log, self.sink.bucket, self.sink.key)
         return UploadOutcome(
             size=summary.size,
             checksum_sha256=summary.checksum_sha256,
