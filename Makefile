@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := publisher_core/pyproject.toml publisher_local/pyproject.toml publisher_s3/pyproject.toml
 
-.PHONY: setup demo test testbed lint typecheck unit docs bench bench-smoke bench-ceph clean
+.PHONY: setup demo test testbed lint typecheck unit docs bench bench-smoke bench-ceph load-ceph clean
 
 $(STAMP): pyproject.toml $(PACKAGES)
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ bench-smoke: setup
 # A and B against the real Ceph RGW (the server shares the two cores); bench/RESULTS-ceph.md.
 bench-ceph: setup testbed
 	$(BIN)/python bench/run.py --only F --out bench/RESULTS-ceph.md
+
+# A load test against the real Ceph RGW: 16 publishers at once and Overwrite: false races,
+# every result read back and compared byte for byte (bench/s3_load.py; --quick: a smoke run).
+load-ceph: setup testbed
+	$(BIN)/python bench/s3_load.py
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis

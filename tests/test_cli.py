@@ -187,9 +187,9 @@ def test_get_into_non_empty_directory_exits_2(cli, source, tmp_path):
 
 
 def test_publish_failure_exits_1(cli, source):
-    """A publish that fails (result already there) exits 1."""
+    """A publish that fails (result already there, Overwrite false) exits 1."""
     assert cli("publish", "local://same", str(source)).code == 0
-    result = cli("publish", "local://same", str(source))
+    result = cli("publish", "local://same,opt=overwrite=false", str(source))
     assert result.code == 1
     assert "already exists" in result.err
 

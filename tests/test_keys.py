@@ -455,7 +455,8 @@ def test_a_directory_named_like_a_manifest_does_not_make_a_result(result_dir, tm
 
 class LocalRootMachine(RuleBasedStateMachine):
     """Publishes into one local root: each lands under its key or fails leaving the root as
-    it was; no result is ever replaced or changed; every result stays retrievable."""
+    it was; with Overwrite: false no result is ever replaced or changed; every result stays
+    retrievable."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -487,7 +488,10 @@ class LocalRootMachine(RuleBasedStateMachine):
         before = snapshot(self.root)
         try:
             result = publish(
-                {"Type": "local", "Params": {"Key": template, "Compress": compress}},
+                {
+                    "Type": "local",
+                    "Params": {"Key": template, "Compress": compress, "Overwrite": False},
+                },
                 source,
                 context=context,
                 settings=self.settings,

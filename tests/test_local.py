@@ -105,12 +105,16 @@ def test_links_inside_are_links_in_archives_and_copies_in_directories(result_dir
 
 
 @pytest.mark.parametrize("compress", [False, True])
-def test_an_existing_result_is_never_replaced(result_dir, root, compress):
-    """Publishing twice to one key fails and keeps the first result intact."""
+def test_with_overwrite_false_an_existing_result_is_never_replaced(result_dir, root, compress):
+    """Publishing twice to one key with Overwrite: false fails and keeps the first result."""
     first = publish(spec("same", compress), result_dir)
     before = snapshot(root)
-    with pytest.raises(PublishError, match="already exists"):
-        publish(spec("same", compress), result_dir)
+    refusing = {
+        "Type": "local",
+        "Params": {"Key": "same", "Compress": compress, "Overwrite": False},
+    }
+    with pytest.raises(PublishError, match="already exists; Overwrite is false"):
+        publish(refusing, result_dir)
     assert snapshot(root) == before
     assert describe(first).items
 

@@ -42,6 +42,7 @@ from ._errors import (
 )
 from ._imperative import parse_imperative
 from ._keys import (
+    MANIFEST_SUFFIX,
     MAX_KEY_BYTES,
     PLACEHOLDERS,
     check_key,
@@ -72,6 +73,7 @@ from .hookspecs import hookimpl
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "MANIFEST_SUFFIX",
     "MAX_KEY_BYTES",
     "MAX_PATH_BYTES",
     "MAX_PATH_DEPTH",

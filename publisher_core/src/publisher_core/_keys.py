@@ -42,6 +42,7 @@ ARCHIVE_SUFFIXES: Final = (".tar.gz", ".tgz")
 """Suffixes that mark a key as already naming an archive."""
 
 MANIFEST_SUFFIX: Final = ".manifest.json"
+"""Appended to a directory key, less its ``/``, to name the result's manifest."""
 
 _TOKEN = re.compile(r"\{([^{}]*)\}|[{}]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, C1, line separators

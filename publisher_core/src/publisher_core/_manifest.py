@@ -25,11 +25,17 @@ MANIFEST_VERSION = 1
 
 @attrs.frozen(kw_only=True)
 class ManifestFile:
-    """One file of a directory result."""
+    """One file of a directory result.
+
+    ``version_id`` is the object version the publish created, where the store versions
+    objects: a reader pins it, so a later result published over this one cannot be read
+    in its place. Absent (and left out of the JSON) elsewhere.
+    """
 
     path: str
     size: int
     checksum_sha256: str
+    version_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)

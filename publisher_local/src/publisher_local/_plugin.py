@@ -1,18 +1,22 @@
 """The ``local`` publisher: results under a root directory on this machine.
 
 Directory mode copies the tree to ``ROOT/KEY/`` and then writes ``ROOT/KEY.manifest.json``;
-archive mode writes ``ROOT/KEY.tar.gz``. Both are written under a temporary name in the
-destination's directory and renamed into place, so a reader never sees half a result, and
-neither ever replaces an existing result.
+archive mode writes ``ROOT/KEY.tar.gz``. Both are written in full under a temporary name in
+the destination's directory and renamed into place, so a reader never sees half a result.
+
+``Overwrite: true`` (the default, as in Bacalhau) replaces an earlier result at the key as a
+whole: the destination then holds exactly the new result, and no reader ever sees a mixture
+of the two (see :func:`publisher_local._place.swap_in`). ``Overwrite: false`` refuses a key
+where anything exists, race-free: of two publishes to one key at once, one fails and leaves
+nothing behind. Either way, a destination of the wrong kind (a symbolic link, a file where a
+directory goes, ...), or a directory holding other results, is refused, never removed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +51,15 @@ from publisher_core import (
     unstructure_params,
     write_archive,
 )
+from publisher_local._place import (
+    Staging,
+    check_destination,
+    link_new_file,
+    place_new,
+    replace_file,
+    swap_in,
+    turn,
+)
 
 __all__ = ["LocalParams", "LocalResult", "LocalSettings", "default_root"]
 
@@ -72,10 +85,17 @@ class LocalSettings:
 
 @attrs.frozen(kw_only=True)
 class LocalParams:
-    """Spec parameters: ``Key`` (a template relative to the root) and ``Compress``."""
+    """Spec parameters: ``Key``, ``Compress`` and ``Overwrite``.
+
+    ``Key`` is a template relative to the root; ``Compress`` picks archive mode.
+    ``Overwrite`` (default true, as in Bacalhau; ``opt=overwrite=false`` imperatively):
+    true replaces an earlier result at the key as a whole, false refuses a key where
+    anything exists.
+    """
 
     key: str
     compress: bool = False
+    overwrite: bool = True
 
 
 @attrs.frozen(kw_only=True)
@@ -135,15 +155,18 @@ def _destination(root: Path, key: str) -> Path:
 
 
 @contextlib.contextmanager
-def _placement(root: Path, key: str) -> Iterator[Path]:
+def _placement(root: Path, key: str, *, overwrite: bool) -> Iterator[Path]:
     """The destination of ``key``, with its parent directories made; undone on failure.
 
-    Refuses a destination that exists, or that lies inside another directory result
-    (whose prefix must hold exactly its own files). Parent directories this publish
-    created are removed again if the publish fails.
+    Refuses, before anything is written, a destination that may not be written (see
+    :func:`~publisher_local._place.check_destination`: anything there with ``overwrite``
+    False, a destination of the wrong kind with it True), and one that lies inside another
+    directory result (whose prefix must hold exactly its own files). Parent directories
+    this publish created are removed again if the publish fails.
     """
     target = _destination(root, key)
-    _refuse_existing(target, *([root / manifest_key(key)] if key.endswith("/") else []))
+    manifest = root / manifest_key(key) if key.endswith("/") else None
+    check_destination(target, manifest, overwrite=overwrite)
     for ancestor in target.relative_to(root).parents:
         if ancestor != Path(".") and (root / manifest_key(f"{ancestor}/")).is_file():
             raise PublishError(
@@ -159,15 +182,6 @@ def _placement(root: Path, key: str) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only if still empty
         raise
-
-
-def _refuse_existing(*paths: Path) -> None:
-    for path in paths:
-        if path.exists() or path.is_symlink():
-            raise PublishError(
-                f"{path} already exists; choose another Key (e.g. with {{executionID}}) - "
-                "the local publisher never replaces a result"
-            )
 
 
 def _read(
@@ -207,57 +221,31 @@ def _copy_file(entry: TreeEntry, dst: Path) -> ManifestFile:
     return ManifestFile(path=entry.path, size=size, checksum_sha256=sha256_b64(digest.digest()))
 
 
-def _link_into_place(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` to ``target`` without ever replacing an existing ``target``."""
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        _refuse_existing(target)
-        raise
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-        _refuse_existing(target)  # no hard links here: check, then rename
-        os.rename(tmp, target)
-        return
-    tmp.unlink()
-
-
-def _write_new_file(data: bytes, target: Path) -> None:
-    """Write ``data`` to a temporary file beside ``target`` and link it into place."""
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        _link_into_place(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _publish_directory(entries: list[TreeEntry], root: Path, key: str) -> PublishedResult:
+def _publish_directory(
+    entries: list[TreeEntry], root: Path, key: str, *, overwrite: bool
+) -> PublishedResult:
     files = [e for e in entries if e.kind == "file"]
     result_keys(key, [e.path for e in files])  # every file's key must be valid
     manifest_path = root / manifest_key(key)
-    with _placement(root, key) as target:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        placed = False
+    with _placement(root, key, overwrite=overwrite) as target:
+        staging = Staging(target)
         try:
             copied: list[ManifestFile] = []
             for entry in entries:
                 if entry.kind == "dir":
-                    (tmp / entry.path).mkdir()
+                    (staging.tree / entry.path).mkdir()
                 else:
-                    copied.append(_copy_file(entry, tmp / entry.path))
+                    copied.append(_copy_file(entry, staging.tree / entry.path))
             manifest = Manifest.build(copied, empty_directories(entries))
             data = manifest.to_bytes()
-            _refuse_existing(target)
-            os.rename(tmp, target)
-            placed = True
-            _write_new_file(data, manifest_path)  # last: the result is complete only now
-        except BaseException:
-            shutil.rmtree(target if placed else tmp, ignore_errors=True)
-            raise
+            staging.write_manifest(data)
+            with turn(target.parent):
+                if overwrite:
+                    swap_in(staging, target, manifest_path)
+                else:
+                    place_new(staging, target, manifest_path)
+        finally:
+            staging.discard()  # what is left: a failed publish, or the replaced result
     return PublishedResult(
         type="local",
         params=unstructure_params(
@@ -273,14 +261,20 @@ def _publish_directory(entries: list[TreeEntry], root: Path, key: str) -> Publis
     )
 
 
-def _publish_archive(entries: list[TreeEntry], root: Path, key: str, level: int) -> PublishedResult:
-    with _placement(root, key) as target:
+def _publish_archive(
+    entries: list[TreeEntry], root: Path, key: str, level: int, *, overwrite: bool
+) -> PublishedResult:
+    with _placement(root, key, overwrite=overwrite) as target:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
                 summary = write_archive(entries, out, level=level)
-            _link_into_place(tmp, target)
+            with turn(target.parent):
+                if overwrite:
+                    replace_file(tmp, target)
+                else:
+                    link_new_file(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
     return PublishedResult(
@@ -306,8 +300,10 @@ def publish(
     root = _root(settings, create=True)
     try:
         if params.compress:
-            return _publish_archive(entries, root, key, settings.compression_level)
-        return _publish_directory(entries, root, key)
+            return _publish_archive(
+                entries, root, key, settings.compression_level, overwrite=params.overwrite
+            )
+        return _publish_directory(entries, root, key, overwrite=params.overwrite)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         raise PublishError(f"local publish to {root} failed: {exc.strerror or exc}{where}") from exc

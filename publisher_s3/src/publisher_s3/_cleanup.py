@@ -51,7 +51,9 @@ class WriteLog:
         self.client, self.bucket = client, bucket
         self.started = started_now()
         self._lock = threading.Lock()
-        self._keys: dict[str, str | None] = {}  # key -> version id it created, if known
+        self._pending: set[str] = set()  # keys a request in flight, or lost, may create
+        self._versions: list[dict[str, str]] = []  # versions (and delete markers) made
+        self._unversioned: set[str] = set()  # keys written where the store gave no version
         self._uploads: dict[str, str] = {}  # upload id -> key
         self._creating: set[str] = set()  # keys whose CreateMultipartUpload got no reply
         self._completing: set[str] = set()  # upload ids whose Complete was sent
@@ -59,7 +61,17 @@ class WriteLog:
     def writing(self, key: str) -> None:
         """Record ``key`` before the request that may create it."""
         with self._lock:
-            self._keys.setdefault(key, None)
+            self._pending.add(key)
+
+    def hid(self, key: str, marker_version: str | None) -> None:
+        """Record a delete marker this publish put on ``key`` (a versioned bucket's).
+
+        Clean-up removes the marker, so the version it hid is the latest again. An
+        unversioned bucket's delete (``marker_version`` None) cannot be undone.
+        """
+        if marker_version is not None:
+            with self._lock:
+                self._versions.append({"Key": key, "VersionId": marker_version})
 
     def not_written(self, key: str, exc: BaseException) -> None:
         """Forget ``key`` if ``exc`` proves its request created nothing (see :func:`unsent`)."""
@@ -67,10 +79,12 @@ class WriteLog:
             self.forget(key)
 
     def forget(self, key: str) -> None:
-        """Forget ``key``, recorded by :meth:`writing`, whose request created nothing."""
+        """Forget the request on ``key`` announced by :meth:`writing`: it created nothing.
+
+        What earlier requests of this publish made at ``key`` stays recorded.
+        """
         with self._lock:
-            if self._keys.get(key, "") is None:
-                del self._keys[key]
+            self._pending.discard(key)
 
     def not_created(self, key: str, exc: BaseException) -> None:
         """Forget a CreateMultipartUpload that ``exc`` proves created no upload."""
@@ -83,9 +97,20 @@ class WriteLog:
             self._creating.discard(key)
 
     def written(self, key: str, version_id: str | None) -> None:
-        """Record the version a request created."""
+        """Record the version a request created (None: the store keeps no versions)."""
         with self._lock:
-            self._keys[key] = version_id
+            self._pending.discard(key)
+            if version_id is None:
+                self._unversioned.add(key)
+            else:
+                self._versions.append({"Key": key, "VersionId": version_id})
+
+    def removed(self, key: str) -> None:
+        """Forget everything written at ``key``: this publish has removed it itself."""
+        with self._lock:
+            self._pending.discard(key)
+            self._unversioned.discard(key)
+            self._versions = [v for v in self._versions if v["Key"] != key]
 
     def creating(self, key: str) -> None:
         """Record a CreateMultipartUpload about to be sent."""
@@ -115,23 +140,22 @@ class WriteLog:
         The caller reports what is left (in its error, or as a warning after an interrupt).
         """
         with self._lock:  # a request still in flight may report while this runs
-            keys = dict(self._keys)
+            unknown = self._pending | self._unversioned  # versions not known
+            objects = list(self._versions)
             uploads = dict(self._uploads)
             creating = set(self._creating)
             completing = {u: k for u, k in uploads.items() if u in self._completing}
         left, landing = self._abort_uploads(uploads, creating, completing)
-        versioned = self._versioned(keys)
+        versioned = bool(unknown) and self._versioned()
         for key in landing:
             _log.debug("s3://%s/%s: waiting for a completion with no reply", self.bucket, key)
             self._await_completion(key, versioned)
-        objects: list[dict[str, str]] = []
-        for key, version in keys.items():
-            if version is not None:
-                objects.append({"Key": key, "VersionId": version})
-            elif versioned:
+        for key in sorted(unknown):
+            if versioned:
                 objects += self._versions_since_start(key, left)
             else:
                 objects.append({"Key": key})
+        objects = list({(o["Key"], o.get("VersionId")): o for o in objects}.values())
         left += self._delete(objects)
         return left
 
@@ -200,9 +224,7 @@ class WriteLog:
             return []
         return [{"Key": key}] if head["LastModified"] >= self.started else []
 
-    def _versioned(self, keys: dict[str, str | None]) -> bool:
-        if all(version is not None for version in keys.values()):
-            return False  # every version is known; no need to ask
+    def _versioned(self) -> bool:
         try:
             reply = self.client.get_bucket_versioning(Bucket=self.bucket)
         except Exception:

@@ -142,8 +142,10 @@ class Helper:
         if kind in _LOG_CALLS:
             getattr(self.log, kind)(*args)
         elif kind == "file":
-            path, size, checksum = args
-            self.files.append(ManifestFile(path=path, size=size, checksum_sha256=checksum))
+            path, size, checksum, version = args
+            self.files.append(
+                ManifestFile(path=path, size=size, checksum_sha256=checksum, version_id=version)
+            )
         elif kind == "error":
             self.error = args[0]
         elif kind == "done":
@@ -281,7 +283,7 @@ def main() -> int:
         report.send("error", describe_client_error(exc, job["bucket"], job["key"]))
         return 1
     for f in files:
-        report.send("file", f.path, f.size, f.checksum_sha256)
+        report.send("file", f.path, f.size, f.checksum_sha256, f.version_id)
     report.send("done")
     return 0
 

@@ -72,29 +72,60 @@ def put_object(
     content_type: str,
     *,
     arguments: Mapping[str, Any],
+    create_only: bool = False,
 ) -> str | None:
     """PutObject ``data`` at ``key`` with its SHA-256; return the version it created.
 
     ``arguments`` are the result's object attributes (encryption, tags...; see
-    ``_attributes.object_arguments``).
+    ``_attributes.object_arguments``). ``create_only`` sends ``If-None-Match: *``: a store
+    that honours it refuses (412 PreconditionFailed) when ``key`` exists.
     """
+    checksum = sha256_of(data)
+    request = dict(arguments)
+    if create_only:
+        request["IfNoneMatch"] = "*"
     log.writing(key)
     try:
         reply = client.put_object(
-            **arguments,
+            **request,
             Bucket=bucket,
             Key=key,
             Body=data,
             ContentType=content_type,
             ChecksumAlgorithm="SHA256",  # the store verifies and keeps our value where it can
-            ChecksumSHA256=sha256_of(data),
+            ChecksumSHA256=checksum,
         )
     except BaseException as exc:
-        log.not_written(key, exc)
-        raise
+        reply = _put_before(client, log, bucket, key, data, exc) if create_only else None
+        if reply is None:
+            log.not_written(key, exc)
+            raise
     version = version_of(reply)
     log.written(key, version)
     return version
+
+
+def _put_before(
+    client: Any, log: WriteLog, bucket: str, key: str, data: bytes, exc: BaseException
+) -> dict[str, Any] | None:
+    """The object, if ``exc`` is a 412 because an earlier attempt of this PutObject stored it.
+
+    A conditional PutObject whose reply was lost is retried, and the retry finds the
+    object the first attempt made. It is ours if it is newer than this publish and holds
+    these bytes (by the SHA-256 the store kept, else the plain ETag, an MD5).
+    """
+    if (attempts_of(exc) or 1) < 2 or error_code(exc) != "PreconditionFailed":
+        return None
+    try:
+        head: dict[str, Any] = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except Exception:
+        return None
+    md5 = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+    ours = head.get("ChecksumSHA256") == sha256_of(data) or head.get("ETag") == md5
+    if not ours or head["LastModified"] < log.started:
+        return None
+    _log.debug("s3://%s/%s was stored by a lost attempt", bucket, key)
+    return head
 
 
 class Multipart:
@@ -109,8 +140,10 @@ class Multipart:
         content_type: str,
         *,
         arguments: Mapping[str, Any],
+        create_only: bool = False,
     ) -> None:
         self.client, self.log, self.bucket, self.key = client, log, bucket, key
+        self.create_only = create_only  # complete with If-None-Match: * (see put_object)
         self.started = started_now()  # the object a lost Complete made is newer
         log.creating(key)
         try:
@@ -182,6 +215,7 @@ class Multipart:
         self.log.completing(self.upload_id)
         try:
             reply = self.client.complete_multipart_upload(
+                **({"IfNoneMatch": "*"} if self.create_only else {}),
                 Bucket=self.bucket,
                 Key=self.key,
                 UploadId=self.upload_id,
@@ -198,14 +232,19 @@ class Multipart:
         return version
 
     def _completed_before(self, exc: BaseException) -> dict[str, Any] | None:
-        """The object, if ``exc`` is NoSuchUpload because an earlier attempt completed it.
+        """The object, if ``exc`` says an earlier attempt of this Complete made it.
 
         A lost CompleteMultipartUpload reply is retried; the store has by then turned the
-        upload into the object. It is ours if its ETag is the one these parts make.
+        upload into the object, so the retry gets NoSuchUpload (or, sent with
+        If-None-Match, PreconditionFailed). It is ours if its ETag is the one these parts
+        make.
         """
         from botocore.exceptions import ClientError
 
-        if (attempts_of(exc) or 1) < 2 or error_code(exc) != "NoSuchUpload":
+        if (attempts_of(exc) or 1) < 2 or error_code(exc) not in (
+            "NoSuchUpload",
+            "PreconditionFailed",
+        ):
             return None
         try:
             digests = b"".join(

@@ -129,6 +129,7 @@ def publish(
                 settings,
                 arguments=arguments,
                 content_type=params.content_type,
+                overwrite=params.overwrite,
             )
         else:
             upload = DirectoryUpload(
@@ -138,6 +139,7 @@ def publish(
                 settings,
                 arguments=arguments,
                 expected_bucket_owner=params.expected_bucket_owner,
+                overwrite=params.overwrite,
             )
         outcome = upload.run(entries)
         uploaded = upload.log
@@ -324,7 +326,9 @@ def _describe(client: Any, params: S3Result, settings: S3Settings) -> ResultDesc
     items = tuple(
         DownloadItem(
             path=f.path,
-            url=_presign(client, params.bucket, params.key + f.path, lifetime, None),
+            # Pinned where the store versions objects: a later result published over
+            # this one cannot be read in its place.
+            url=_presign(client, params.bucket, params.key + f.path, lifetime, f.version_id),
             size=f.size,
             checksum_sha256=f.checksum_sha256,
             expires=expires,

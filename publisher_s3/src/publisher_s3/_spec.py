@@ -67,6 +67,8 @@ class S3Params:
     expected_bucket_owner: str | None = None
     cache_control: str | None = None
     content_type: str | None = None
+    # True: replace the whole earlier result at the key; false: refuse (see _overwrite).
+    overwrite: bool = True
     # SSE-C is refused with a reason; the values are taken as they are, never shown.
     sse_customer_algorithm: Any = attrs.field(default=None, repr=False)
     sse_customer_key: Any = attrs.field(default=None, repr=False)

@@ -45,6 +45,7 @@ from ._cleanup import WriteLog
 from ._client import client_credentials, describe_client_error
 from ._helpers import Helper, helper_count
 from ._objects import MAX_PART_SIZE, Multipart, part_size_for, put_object, sha256_of
+from ._overwrite import overwrite_policy
 from ._spec import S3Settings
 from ._tasks import INTERRUPT_GRACE, BoundedPool, Stopped, off_main_thread
 
@@ -101,6 +102,7 @@ class DirectoryUpload:
     replaces the clean-up log (a helper reports to its parent's). ``arguments`` go on
     every PutObject and CreateMultipartUpload, the manifest's and the helpers' included;
     ``expected_bucket_owner`` is what the client was told to send (helpers tell theirs).
+    ``overwrite`` chooses what happens to an earlier result at the key (``_overwrite``).
     """
 
     def __init__(
@@ -113,9 +115,11 @@ class DirectoryUpload:
         arguments: Mapping[str, Any],
         expected_bucket_owner: str | None = None,
         log: WriteLog | Any | None = None,
+        overwrite: bool = True,
     ) -> None:
         self.client, self.bucket, self.key, self.settings = client, bucket, key, settings
         self.arguments = arguments
+        self.overwrite = overwrite
         self.expected_bucket_owner = expected_bucket_owner  # passed on to helper processes
         self.log = log if log is not None else WriteLog(client, bucket)
         workers = settings.concurrency
@@ -137,11 +141,12 @@ class DirectoryUpload:
         part_size = part_size_for(entry.size, self.settings.part_size)
         digest = hashlib.sha256()
         size = 0
+        version: str | None
         with open_entry(entry) as handle:
             chunk: bytes | None = handle.read(part_size)
             assert chunk is not None
             if len(chunk) < part_size:
-                put_object(
+                version = put_object(
                     self.client,
                     self.log,
                     self.bucket,
@@ -171,12 +176,17 @@ class DirectoryUpload:
                     number += 1
                     chunk = None  # let the sent part go before reading the next
                     chunk = handle.read(part_size)
-                upload.complete()
+                version = upload.complete()
         if size != entry.size:
             raise PublishError(
                 f"{entry.path}: changed size while publishing; nothing was published"
             )
-        return ManifestFile(path=entry.path, size=size, checksum_sha256=sha256_b64(digest.digest()))
+        return ManifestFile(
+            path=entry.path,
+            size=size,
+            checksum_sha256=sha256_b64(digest.digest()),
+            version_id=version,
+        )
 
     def upload_files(self, files: list[TreeEntry]) -> list[ManifestFile]:
         """Upload ``files`` from the thread pool; the first failure stops the rest."""
@@ -242,6 +252,10 @@ class DirectoryUpload:
             abandon(exc, self.log, self.bucket, self.key)
 
     def _upload(self, entries: list[TreeEntry], helpers: list[Helper]) -> UploadOutcome:
+        policy = overwrite_policy(
+            self.overwrite, self.client, self.log, self.bucket, self.key, self.arguments
+        )
+        policy.before()
         files = [e for e in entries if e.kind == "file"]
         kept = self._start_helpers(files, helpers)
         done = self.upload_files(kept)
@@ -260,7 +274,9 @@ class DirectoryUpload:
             data,
             "application/json",
             arguments=self.arguments,
+            create_only=policy.create_only,
         )
+        policy.after({self.key + f.path for f in done})
         return UploadOutcome(
             size=manifest.total_size,
             checksum_sha256=sha256_of(data),
@@ -289,6 +305,7 @@ class _PartSink:
     ) -> None:
         self.client, self.bucket, self.key = client, bucket, key
         self.arguments, self.content_type = arguments, content_type
+        self.create_only = False  # set by the overwrite policy before the first write
         self.base_part_size = settings.part_size
         self.log = WriteLog(client, bucket)
         self.buffer: list[bytes] = []  # joined once per part: one copy of every byte
@@ -333,6 +350,7 @@ class _PartSink:
                 self.key,
                 self.content_type,
                 arguments=self.arguments,
+                create_only=self.create_only,
             )
         self.number += 1
         upload, number = self.multipart, self.number
@@ -348,6 +366,7 @@ class _PartSink:
                 b"".join(self.buffer),
                 self.content_type,
                 arguments=self.arguments,
+                create_only=self.create_only,
             )
         if self.buffered:
             self._send(b"".join(self.buffer))
@@ -377,7 +396,10 @@ class _Cancellable:
 
 
 class ArchiveUpload:
-    """Archive mode: one ``.tar.gz`` object streamed from the tree, or nothing at all."""
+    """Archive mode: one ``.tar.gz`` object streamed from the tree, or nothing at all.
+
+    ``overwrite`` chooses what happens to an earlier result at the key (``_overwrite``).
+    """
 
     def __init__(
         self,
@@ -388,10 +410,13 @@ class ArchiveUpload:
         *,
         arguments: Mapping[str, Any],
         content_type: str | None = None,
+        overwrite: bool = True,
     ) -> None:
         self.sink = _PartSink(
             client, bucket, key, settings, arguments, content_type or ARCHIVE_CONTENT_TYPE
         )
+        self.policy = overwrite_policy(overwrite, client, self.sink.log, bucket, key, arguments)
+        self.sink.create_only = self.policy.create_only
         self.settings = settings
         self.stream: GzipStream | None = None
         self.cancelled = threading.Event()
@@ -416,12 +441,15 @@ class ArchiveUpload:
 
     def _stream(self, entries: list[TreeEntry]) -> tuple[ArchiveSummary, str | None]:
         try:
+            self.policy.before()
             summary = write_archive(
                 entries, self.sink, level=self.settings.compression_level, gzip=self._gzip
             )
             if self.cancelled.is_set():
                 raise Stopped
-            return summary, self.sink.finish()
+            version = self.sink.finish()
+            self.policy.after(set())
+            return summary, version
         except BaseException:
             self._stop()
             if self.stream is not None:
