@@ -168,6 +168,27 @@ def test_overwrite_false_publishes_to_a_free_key_and_leaves_no_claim(
     assert _got(result, tmp_path / "got") == NEW
 
 
+@pytest.mark.parametrize("archive", [False, True], ids=["directory", "archive"])
+def test_a_result_written_meanwhile_by_a_replacing_publish_is_kept(
+    s3: S3Server, tmp_path: Path, archive: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final write is create-only: what another publish stored meanwhile stays."""
+    bucket = s3.new_bucket()
+    final = "runs/res.tar.gz" if archive else "runs/res.manifest.json"
+    claim = _overwrite.Claim.before
+
+    def intruded(self: _overwrite.Claim) -> None:
+        claim(self)
+        s3.client().put_object(Bucket=bucket, Key=final, Body=b"theirs")
+
+    monkeypatch.setattr(_overwrite.Claim, "before", intruded)
+    spec = s3_spec(s3, bucket, "runs/res" + ("" if archive else "/"), archive)
+    with pytest.raises(PublishError, match=r"created by another publish .*Overwrite is false"):
+        publish({**spec, "Overwrite": False}, _tree(tmp_path, NEW))
+    assert _keys(s3, bucket) == {final}
+    assert s3.client().get_object(Bucket=bucket, Key=final)["Body"].read() == b"theirs"
+
+
 def test_a_claim_left_by_a_killed_publish_is_named(s3: S3Server, tmp_path: Path) -> None:
     """A claim blocks the key with an error that says what to do."""
     bucket = s3.new_bucket()
@@ -242,7 +263,7 @@ def test_two_racing_publishes_with_overwrite_false_one_wins(
         assert codes == [0, 1], outcomes
         winner = next(i for i, (code, _, _) in enumerate(outcomes) if code == 0)
         loser_err = outcomes[1 - winner][2]
-        assert "Overwrite is false" in loser_err or "created by another" in loser_err, loser_err
+        assert "Overwrite is false" in loser_err, loser_err
         record = json.loads(outcomes[winner][1])
         expected = {p.name: p.read_bytes() for p in trees[winner].iterdir()}
         assert _got(record, tmp_path / f"got{round_}") == expected

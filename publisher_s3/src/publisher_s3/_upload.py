@@ -42,7 +42,7 @@ from publisher_core import (
 )
 
 from ._cleanup import WriteLog
-from ._client import client_credentials, describe_client_error
+from ._client import client_credentials, describe_client_error, error_code
 from ._helpers import Helper, helper_count
 from ._objects import MAX_PART_SIZE, Multipart, part_size_for, put_object, sha256_of
 from ._overwrite import overwrite_policy
@@ -89,7 +89,15 @@ def abandon(exc: BaseException, log: WriteLog, bucket: str, key: str) -> NoRetur
         if left:
             _log.warning("publish stopped; could not remove: %s", _listing(left))
         raise exc
-    message = str(exc) if isinstance(exc, PublishError) else describe_client_error(exc, bucket, key)
+    if isinstance(exc, PublishError):
+        message = str(exc)
+    elif error_code(exc) == "PreconditionFailed":  # a create-only write (Overwrite: false)
+        message = (
+            f"s3://{bucket}/{key} was created by another publish while this one ran; "
+            "Overwrite is false, so this publish removed what it wrote"
+        )
+    else:
+        message = describe_client_error(exc, bucket, key)
     if left:
         message += f"; could not remove: {_listing(left)}"
     raise PublishError(message) from exc
