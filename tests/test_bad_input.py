@@ -1031,7 +1031,7 @@ RECORD_CASES: list[tuple[str, bool, Callable[[dict[str, Any], Path], str], str, 
         "describe",
         2,
         "invalid result: ChecksumSHA256 must be a base64 SHA-256 \\(44 characters ending in "
-        "'='\\), got 'nope' @ \\$\\.Params$",
+        "'='\\), got 'nope' @ \\$\\.Params\\.ChecksumSHA256$",
     ),
     (
         "result-malformed-manifest-checksum",
@@ -1040,7 +1040,7 @@ RECORD_CASES: list[tuple[str, bool, Callable[[dict[str, Any], Path], str], str, 
         "describe",
         2,
         "invalid result: ManifestChecksumSHA256 must be a base64 SHA-256 \\(44 characters "
-        "ending in '='\\), got 'abc=' @ \\$\\.Params$",
+        "ending in '='\\), got 'abc=' @ \\$\\.Params\\.ManifestChecksumSHA256$",
     ),
     (
         "result-tampered-size",

@@ -61,6 +61,21 @@ def test_out_of_range_value_is_an_error():
         load_settings("local", LocalSettings, {"compression_level": 12}, environ={})
 
 
+def test_every_out_of_range_value_is_reported_at_its_variable():
+    """Range problems come all at once, each at the variable that set it (issue 12)."""
+    from publisher_s3 import S3Settings
+
+    env = {"PUBLISHER_S3_CONCURRENCY": "0", "PUBLISHER_S3_PART_SIZE": "1"}
+    with pytest.raises(SpecError) as info:
+        load_settings("s3", S3Settings, environ=env)
+    assert info.value.problems == (
+        "concurrency must be at least 1, got 0 @ PUBLISHER_S3_CONCURRENCY",
+        "'part_size' must be >= 5242880: 1 @ PUBLISHER_S3_PART_SIZE",
+    )
+    with pytest.raises(SpecError, match=r"@ settings\[local\]\.CompressionLevel"):
+        load_settings("local", LocalSettings, {"compression_level": 12}, environ={})
+
+
 def test_publisher_without_settings_refuses_overrides():
     """Settings for a publisher that has none are a mistake."""
     assert load_settings("s3", None, environ={}) is None

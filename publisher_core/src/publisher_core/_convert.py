@@ -241,12 +241,35 @@ def structure_params(
     for field in attrs_fields(cls):
         if field.default is attrs.NOTHING and field.name not in seen:
             problems.append(f"missing required parameter {quoted(fields[field.name])} @ {path}")
+        elif field.name in values and field.validator is not None:
+            problem = _validated(field, values[field.name])
+            if problem:
+                problems.append(f"{problem} @ {locate(field.name)}")
     if problems:
         raise SpecError(problems, what=what)
     try:
         return cls(**values)
     except (ValueError, TypeError) as exc:  # raised by an attrs validator
         raise SpecError(f"{_format_problem(exc)} @ {path}", what=what) from None
+
+
+def _validated(field: attrs.Attribute[Any], value: Any) -> str | None:
+    """What ``field``'s attrs validator says of ``value`` (after its converter), if anything.
+
+    Run field by field, so that every out-of-range value is reported with the rest and
+    at its own place (a setting's variable), not only the first one the class meets. A
+    validator that needs the whole instance is left to the class itself.
+    """
+    try:
+        if callable(field.converter):
+            value = field.converter(value)
+        assert field.validator is not None
+        field.validator(None, field, value)
+    except (ValueError, TypeError) as exc:
+        return _format_problem(exc)
+    except Exception:  # a validator that needs the instance: the class checks it below
+        return None
+    return None
 
 
 def unstructure_params(obj: Any) -> dict[str, Any]:
