@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from publisher_core import PublishContext, SpecError, load_settings, parse_document, validate
@@ -268,3 +270,32 @@ def test_a_result_with_a_bad_endpoint_is_refused_when_read(endpoint, message):
     assert message in text
     assert "PASSWORD" not in text
     assert "\n" not in text
+
+
+def test_the_region_probe_reads_the_header_and_closes_its_client() -> None:
+    """HeadBucket's x-amz-bucket-region answers even when denied; the probe is closed."""
+    from botocore.exceptions import ClientError
+
+    from publisher_s3._client import _discover_region
+
+    class Probe:
+        closed = False
+
+        def head_bucket(self, Bucket: str) -> dict[str, object]:
+            reply: Any = {
+                "Error": {"Code": "403"},
+                "ResponseMetadata": {"HTTPHeaders": {"x-amz-bucket-region": "eu-west-3"}},
+            }
+            raise ClientError(reply, "HeadBucket")
+
+        def close(self) -> None:
+            self.closed = True
+
+    probe = Probe()
+
+    class Session:
+        def create_client(self, *args: object, **kwargs: object) -> Probe:
+            return probe
+
+    assert _discover_region(Session(), "bucket-a", None) == "eu-west-3"
+    assert probe.closed

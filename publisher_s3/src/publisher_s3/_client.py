@@ -273,6 +273,8 @@ def _discover_region(session: Any, bucket: str, config: Any) -> str:
         headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
     except BotoCoreError as exc:
         raise PublishError(f"cannot find the region of bucket {bucket!r}: {exc}") from None
+    finally:
+        probe.close()  # its connection pool
     region: str = headers.get("x-amz-bucket-region") or _DEFAULT_CUSTOM_REGION
     return region
 
