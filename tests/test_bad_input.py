@@ -902,7 +902,7 @@ CHANGING_CASES: list[tuple[str, Callable[[Path], object], tuple[str, ...], str]]
 
 def change_after_scan(monkeypatch: pytest.MonkeyPatch, change: Callable[[Path], object]) -> None:
     """Make the local publisher's scan apply ``change`` to the tree once it has scanned it."""
-    import publisher_local._plugin as plugin
+    import publisher_core._prepare as plugin  # where every publisher scans its tree
 
     def scan_then_change(source: Path, *, follow_links: bool) -> list[TreeEntry]:
         entries = scan_tree(source, follow_links=follow_links)

@@ -235,7 +235,7 @@ def test_describe_accepts_its_own_output(cli, source, tmp_path):
 
 
 def test_validate_checks_only_the_ids_given(cli):
-    """--job-id alone does not demand --execution-id (DESIGN 3.1)."""
+    """--job-id alone does not demand --execution-id (docs/specs.md, Keys)."""
     assert cli("validate", "local://{jobID}/{executionID}", "--job-id", "j1").code == 0
     bad = cli("validate", "local://{jobID}/{executionID}", "--execution-id", "..")
     assert bad.code == 2

@@ -41,7 +41,7 @@ Params: {Bucket: my-task-results, Key: "results/{jobID}/", Region: us-east-1}
 
 
 def test_flat_and_nested_shapes_load_the_same_way():
-    """DESIGN 3's two YAML examples load into Type + params."""
+    """The two YAML shapes (docs/specs.md) load into Type + params."""
     flat = spec_from_document(parse_document(FLAT))
     nested = spec_from_document(parse_document(NESTED))
     assert flat == PublisherSpec(

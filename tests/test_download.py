@@ -37,16 +37,16 @@ from publisher_core import (
     SpecError,
     TargetExistsError,
     UnsafePathError,
-    _download,
     _extract,
     download,
     get,
     quoted,
     sha256_b64,
 )
+from publisher_core import _fetch as _download  # where _pause and _open_url live now
 from publisher_core._documents import description_to_document, dump_document
-from publisher_core._download import parse_size
 from publisher_core._extract import extract_archive
+from publisher_core._sizes import parse_size
 from tests.conftest import CLIResult
 
 

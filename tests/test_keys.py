@@ -1,4 +1,4 @@
-"""Key naming (DESIGN 4): placeholders, suffix rules, store key rules."""
+"""Key naming (docs/specs.md, Keys): placeholders, suffix rules, store key rules."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ CTX = PublishContext(job_id="j1", execution_id="e1", node_id="n1", now=NOW)
     ],
 )
 def test_bacalhau_vectors_and_design_examples(template, compress, context, expected):
-    """The seed's test vectors and DESIGN 4's example render exactly."""
+    """The seed's test vectors and the example of docs/specs.md (Keys) render exactly."""
     assert render_key(template, context, compress=compress) == expected
 
 
@@ -136,7 +136,7 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_key_problems_checks_only_the_values_that_are_given():
-    """Validation checks given values; a missing one waits for publish time (DESIGN 3.1)."""
+    """Validation checks given values; a missing one waits for publish time (docs/specs.md)."""
     assert key_problems("r/{jobID}", compress=False, context=None) == []
     partial = PublishContext(job_id="j1", now=NOW)
     assert key_problems("{jobID}/{executionID}", compress=False, context=partial) == []
@@ -216,7 +216,7 @@ def test_rendered_keys_obey_every_rule(template, context, compress):
     assert ".." not in key.split("/")
 
 
-# --- DESIGN 4 read independently: an oracle for any template and any values ------------------
+# --- The key rules of docs/specs.md read independently: an oracle for any template ---
 
 TEMPLATE_SHAPE = re.compile(r"(?:[^{}]|\{(?:jobID|executionID|nodeID|date|time)\})*")
 
@@ -250,7 +250,7 @@ def values_of(context: PublishContext) -> dict[str, str | None]:
 
 
 def expected_key(template: str, context: PublishContext, compress: bool) -> str | None:
-    """The key DESIGN 4 says ``template`` renders to, or None where it says "error"."""
+    """The key the rules say ``template`` renders to, or None where it says "error"."""
     if not template or not TEMPLATE_SHAPE.fullmatch(template):
         return None  # empty, unknown placeholder, or a stray brace
     values = values_of(context)

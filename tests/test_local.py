@@ -91,7 +91,7 @@ def test_archives_are_reproducible(result_dir, root):
 
 
 def test_links_inside_are_links_in_archives_and_copies_in_directories(result_dir, tmp_path):
-    """DESIGN 6.4 for both modes."""
+    """Files that are not regular files (docs/specs.md, Modes), in both modes."""
     os.symlink("a file with spaces.txt", result_dir / "alias")
     archive = publish(spec("arch", True), result_dir)
     with tarfile.open(archive.params["Path"]) as tar:
@@ -132,8 +132,8 @@ def test_a_failing_publish_leaves_nothing_behind(result_dir, root, compress):
 
 
 def scan_then(change: Any) -> Any:
-    """scan_tree as the local publisher calls it, with ``change`` applied right after."""
-    import publisher_local._plugin as plugin
+    """scan_tree as publishers call it (scan_result), with ``change`` applied right after."""
+    import publisher_core._prepare as plugin  # where every publisher scans its tree
     from publisher_core import scan_tree
 
     def scan(source, **kwargs):

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+import publisher_core._prepare as plugin  # where every publisher scans its tree
 import publisher_local._place as place
-import publisher_local._plugin as plugin
 from publisher_core import PublishError, describe, get, publish, scan_tree
 from publisher_core.testing.strategies import Tree
 from tests.conftest import BIN

@@ -1,8 +1,9 @@
 """Generated trees through the s3 publisher on moto: plan, publish, list, describe, get.
 
 Each example publishes one generated tree (tests/trees.py) into a fresh bucket under a key
-with placeholders, then checks what the bucket holds against the keys DESIGN 4 and 6
-promise, and rebuilds the tree with ``get`` from the pre-signed description alone.
+with placeholders, then checks what the bucket holds against the keys that the key rules
+and the modes (docs/specs.md) promise, and rebuilds the tree with ``get`` from the
+pre-signed description alone.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def listing(server: S3Server, bucket: str) -> list[str]:
 
 
 def expected_key(job: str, now: datetime) -> str:
-    """TEMPLATE rendered by hand (DESIGN 4), without its suffix."""
+    """TEMPLATE rendered by hand (docs/specs.md, Keys), without its suffix."""
     return f"runs/{job}/{now:%Y%m%d}-{now:%H%M%S}"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from publisher_core import PublishedResult, PublishError, describe, get, publish
-from publisher_s3 import _objects, _overwrite, _upload
+from publisher_s3 import _directory, _overwrite, _transfer
 from publisher_s3._cleanup import WriteLog
 from publisher_s3._overwrite import claim_key
 from tests.s3_servers import S3Server, s3_spec
@@ -78,14 +78,14 @@ def test_a_failed_overwrite_in_a_versioned_bucket_leaves_the_earlier_result_late
     bucket = s3.new_bucket(versioned=versioned)
     spec = s3_spec(s3, bucket, "runs/res/", False)
     old = publish(spec, _tree(tmp_path / "old", OLD))
-    put_object = _objects.put_object
+    put_object = _transfer.put_object
 
     def failing(client: Any, log: Any, bucket: str, key: str, *args: Any, **kw: Any) -> Any:
         if key.endswith(".manifest.json"):
             raise PublishError("injected: the manifest could not be written")
         return put_object(client, log, bucket, key, *args, **kw)
 
-    monkeypatch.setattr(_upload, "put_object", failing)
+    monkeypatch.setattr(_directory, "put_object", failing)
     with pytest.raises(PublishError, match="injected"):
         publish(spec, _tree(tmp_path / "new", NEW))
     if versioned:
@@ -304,7 +304,7 @@ def test_a_store_that_ignores_conditional_writes(
     it. In a versioned bucket the oldest claim version decides (Ceph 16 really ignores it
     there); in an unversioned one a warning names the store. No claim is left either way.
     """
-    put_object = _objects.put_object
+    put_object = _transfer.put_object
 
     def ignored(*args: Any, **kw: Any) -> Any:
         return put_object(*args, **{**kw, "create_only": False})

@@ -172,7 +172,7 @@ def test_missing_bucket_is_one_clear_error(s3, result_dir):
 @pytest.mark.parametrize("compress", [False, True])
 def test_a_failure_midway_leaves_nothing(s3, tmp_path, compress, monkeypatch):
     """A file vanishing during upload: no manifest, no objects, no open multipart upload."""
-    import publisher_s3._plugin as plugin
+    import publisher_core._prepare as plugin  # where every publisher scans its tree
     from publisher_core import scan_tree
 
     source = tmp_path / "src"
@@ -565,8 +565,8 @@ def test_helper_processes_share_a_directory_of_many_files(s3, tmp_path, monkeypa
 
 def test_a_helper_failing_removes_what_every_process_wrote(s3, tmp_path, monkeypatch):
     """A file vanishing in a helper's share fails the publish; nothing is left anywhere."""
+    import publisher_s3._directory as upload
     import publisher_s3._helpers as helpers
-    import publisher_s3._upload as upload
 
     monkeypatch.setattr(helpers, "FILES_PER_PROCESS", 10)
     source = _many_files(tmp_path / "src", 60)

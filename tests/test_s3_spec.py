@@ -103,7 +103,7 @@ def test_settings_from_the_environment():
 
 def test_part_size_grows_to_fit_ten_thousand_parts():
     """A file larger than part size x 10,000 gets bigger parts, whole MiB, at most 5 GiB."""
-    from publisher_s3._objects import part_size_for
+    from publisher_s3._transfer import part_size_for
 
     mib = 2**20
     assert part_size_for(100 * mib, 16 * mib) == 16 * mib

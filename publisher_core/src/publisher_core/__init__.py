@@ -2,7 +2,7 @@
 
 Hosts use :func:`validate`, :func:`publish`, :func:`describe` and :func:`get`; publisher
 plugins implement the hooks in :mod:`publisher_core.hookspecs` with :data:`hookimpl` and
-use the key, tree, archive and manifest helpers re-exported here.
+use the key, tree, archive and manifest helpers and the retry policy re-exported here.
 """
 
 from ._api import default_registry, describe, get, load_result, load_spec, plan, publish, validate
@@ -17,6 +17,7 @@ from ._archive import (
     write_archive,
     zlib_gzip,
 )
+from ._checks import safe_relative_path
 from ._convert import capital_name, converter, did_you_mean, structure_params, unstructure_params
 from ._documents import (
     description_from_document,
@@ -28,17 +29,19 @@ from ._documents import (
     spec_from_document,
     spec_to_document,
 )
-from ._download import GetReport, download, safe_relative_path
+from ._download import GetReport, download
 from ._errors import (
     DownloadError,
     IntegrityError,
     PluginError,
+    Problem,
     PublisherError,
     PublishError,
     SpecError,
     TargetExistsError,
     UnsafePathError,
     quoted,
+    summarize,
 )
 from ._imperative import parse_imperative
 from ._keys import (
@@ -65,8 +68,11 @@ from ._models import (
     ValidatedSpec,
     redact_url,
 )
+from ._names import KnownNames
 from ._paths import MAX_PATH_BYTES, MAX_PATH_DEPTH, MAX_SEGMENT_BYTES, path_problem
+from ._prepare import ScannedResult, scan_result
 from ._registry import ENTRY_POINT_GROUP, Publisher, PublisherStatus, Registry
+from ._retry import RetryPolicy
 from ._settings import load_settings
 from ._tree import TreeEntry, empty_directories, open_entry, scan_tree
 from .hookspecs import hookimpl
@@ -88,9 +94,11 @@ __all__ = [
     "GzipStream",
     "HashingSink",
     "IntegrityError",
+    "KnownNames",
     "Manifest",
     "ManifestFile",
     "PluginError",
+    "Problem",
     "PublishContext",
     "PublishError",
     "PublishPlan",
@@ -102,6 +110,8 @@ __all__ = [
     "PublisherStatus",
     "Registry",
     "ResultDescription",
+    "RetryPolicy",
+    "ScannedResult",
     "SpecError",
     "TargetExistsError",
     "TreeEntry",
@@ -140,12 +150,14 @@ __all__ = [
     "result_name",
     "result_to_document",
     "safe_relative_path",
+    "scan_result",
     "scan_tree",
     "sha256_b64",
     "sha256_validator",
     "spec_from_document",
     "spec_to_document",
     "structure_params",
+    "summarize",
     "unstructure_params",
     "validate",
     "write_archive",

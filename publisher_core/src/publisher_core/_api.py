@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from ._documents import (
     spec_from_document,
 )
 from ._download import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT, GetReport, download, safe_relative_path
-from ._errors import PluginError, PublisherError, PublishError, SpecError, quoted
+from ._errors import PluginError, Problem, PublisherError, PublishError, SpecError, quoted
 from ._imperative import looks_imperative, parse_imperative
 from ._models import (
     PublishContext,
@@ -108,7 +108,7 @@ def _validate(
     params = structure_params(spec.params, publisher.info.params)
     validated = ValidatedSpec(type=publisher.type, params=params)
     if publisher.implements("validate_spec"):
-        problems = _call_plugin(
+        found = _call_plugin(
             publisher,
             "validate_spec",
             PluginError,
@@ -116,9 +116,34 @@ def _validate(
             context=context,
             settings=settings,
         )
+        problems = _plugin_problems(publisher, found)
         if problems:
-            raise SpecError(list(problems))
+            raise SpecError(problems)
     return validated
+
+
+def _plugin_problems(publisher: Publisher, found: object) -> list[str | Problem]:
+    """What ``validate_spec`` returned: strings and :class:`Problem` records, or None.
+
+    A string is a problem whose text names its place (``... @ $.Params.Bucket``), as it
+    was before problems had paths of their own.
+    """
+    if found is None:
+        return []
+    given = (
+        found
+        if isinstance(found, Iterable) and not isinstance(found, (str, bytes, Problem))
+        else [found]
+    )
+    problems: list[str | Problem] = []
+    for problem in given:
+        if not isinstance(problem, (str, Problem)):
+            raise PluginError(
+                f"publisher {quoted(publisher.type)} returned {quoted(found)} from "
+                "validate_spec, expected a list of problems (str or Problem)"
+            )
+        problems.append(problem)
+    return problems
 
 
 def validate(

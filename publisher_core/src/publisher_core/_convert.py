@@ -10,10 +10,9 @@ Every problem is collected and reported at once, each with its path.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import re
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -22,9 +21,10 @@ import attrs
 import cattrs
 from cattrs.v import format_exception as _cattrs_format_exception
 
-from ._errors import SpecError, quoted
+from ._errors import Problem, SpecError, quoted
+from ._names import KnownNames, did_you_mean, normalize_name
 
-__all__ = [
+__all__ = [  # did_you_mean and normalize_name live in _names, importable from here as before
     "capital_name",
     "converter",
     "did_you_mean",
@@ -60,18 +60,6 @@ def capital_name(field_name: str) -> str:
     return "".join(
         _ACRONYMS.get(part, part[:1].upper() + part[1:]) for part in field_name.split("_")
     )
-
-
-def normalize_name(name: str) -> str:
-    """The form names are compared in: lower case, without ``_`` and ``-``."""
-    return name.replace("_", "").replace("-", "").lower()
-
-
-def did_you_mean(word: str, choices: list[str]) -> str:
-    """`` (did you mean 'X'?)`` for the closest choice, or the empty string."""
-    by_norm = {normalize_name(c): c for c in choices}
-    close = difflib.get_close_matches(normalize_name(word), list(by_norm), n=1, cutoff=0.6)
-    return f" (did you mean {quoted(by_norm[close[0]])}?)" if close else ""
 
 
 _PATH_NAME_LIMIT = 40
@@ -193,7 +181,7 @@ def structure_params(
     *,
     path: str = "$.Params",
     what: str = "spec",
-    extra_problems: list[str] | None = None,
+    extra_problems: Iterable[str | Problem] | None = None,
     where: Callable[[str], str] | None = None,
 ) -> T:
     """Build ``cls`` (an attrs class) from a mapping of loosely written parameters.
@@ -203,32 +191,35 @@ def structure_params(
     beforehand) are reported in the same error. ``where`` maps a field name to the place
     a problem with it is reported at (default ``{path}.{CapitalName}``).
     """
-    problems = list(extra_problems or [])
+    problems: list[str | Problem] = list(extra_problems or [])
     if not isinstance(data, Mapping):
-        raise SpecError(
-            [*problems, f"expected a mapping of parameters, got {quoted(data)} @ {path}"],
-            what=what,
-        )
+        problems.append(Problem(path, f"expected a mapping of parameters, got {quoted(data)}"))
+        raise SpecError(problems, what=what)
     fields = {f.name: capital_name(f.name) for f in attrs_fields(cls)}
+    capitals = {capital: name for name, capital in fields.items()}
     field_types = _resolved_types(cast("Hashable", cls))
     locate = where or (lambda name: f"{path}.{fields[name]}")
-    by_norm = {normalize_name(capital): name for name, capital in fields.items()}
-    known = list(fields.values())
+    known = KnownNames(capitals)
     seen: dict[str, str] = {}
     values: dict[str, Any] = {}
     for raw_name, value in data.items():
         name = str(raw_name)
-        field_name = by_norm.get(normalize_name(name))
-        if field_name is None:
+        capital = known.match(name)
+        if capital is None:
             problems.append(
-                f"unknown parameter {quoted(name)} @ {field_path(path, name)}"
-                f"{did_you_mean(name, known)}; known: {', '.join(known)}"
+                Problem(
+                    field_path(path, name), f"unknown parameter {quoted(name)}", known.unknown(name)
+                )
             )
             continue
+        field_name = capitals[capital]
         if field_name in seen:
             problems.append(
-                f"parameter {quoted(fields[field_name])} given twice (as "
-                f"{quoted(seen[field_name])} and {quoted(name)}) @ {field_path(path, name)}"
+                Problem(
+                    field_path(path, name),
+                    f"parameter {quoted(fields[field_name])} given twice (as "
+                    f"{quoted(seen[field_name])} and {quoted(name)})",
+                )
             )
             continue
         seen[field_name] = name
@@ -237,24 +228,26 @@ def structure_params(
         try:  # field by field, so every ill-typed value is reported with the rest
             values[field_name] = converter.structure(value, field_types[field_name])
         except Exception as exc:
-            problems.append(f"{_format_problem(exc)} @ {locate(field_name)}")
+            problems.append(Problem(locate(field_name), _format_problem(exc)))
     for field in attrs_fields(cls):
         if field.default is attrs.NOTHING and field.name not in seen:
-            problems.append(f"missing required parameter {quoted(fields[field.name])} @ {path}")
+            problems.append(
+                Problem(path, f"missing required parameter {quoted(fields[field.name])}")
+            )
         elif field.name in values and field.validator is not None:
-            problem = _validated(field, values[field.name])
-            if problem:
-                problems.append(f"{problem} @ {locate(field.name)}")
+            problem = _validated(field, values[field.name], locate(field.name))
+            if problem is not None:
+                problems.append(problem)
     if problems:
         raise SpecError(problems, what=what)
     try:
         return cls(**values)
     except (ValueError, TypeError) as exc:  # raised by an attrs validator
-        raise SpecError(f"{_format_problem(exc)} @ {path}", what=what) from None
+        raise SpecError(Problem(path, _format_problem(exc)), what=what) from None
 
 
-def _validated(field: attrs.Attribute[Any], value: Any) -> str | None:
-    """What ``field``'s attrs validator says of ``value`` (after its converter), if anything.
+def _validated(field: attrs.Attribute[Any], value: Any, place: str) -> Problem | None:
+    """What ``field``'s attrs validator says of ``value`` (after its converter), at ``place``.
 
     Run field by field, so that every out-of-range value is reported with the rest and
     at its own place (a setting's variable), not only the first one the class meets. A
@@ -266,7 +259,7 @@ def _validated(field: attrs.Attribute[Any], value: Any) -> str | None:
         assert field.validator is not None
         field.validator(None, field, value)
     except (ValueError, TypeError) as exc:
-        return _format_problem(exc)
+        return Problem(place, _format_problem(exc))
     except Exception:  # a validator that needs the instance: the class checks it below
         return None
     return None

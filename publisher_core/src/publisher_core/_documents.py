@@ -12,13 +12,13 @@ import yaml
 from ._convert import (
     converter,
     field_path,
-    normalize_name,
     structure_params,
     unicode_problem,
     unstructure_params,
 )
-from ._errors import SpecError, quoted
+from ._errors import Problem, SpecError, quoted, summarize
 from ._models import DownloadItem, PublishedResult, PublisherSpec, ResultDescription
+from ._names import KnownNames, normalize_name
 
 __all__ = [
     "description_from_document",
@@ -211,9 +211,11 @@ def parse_document(text: str, *, what: str = "spec") -> Any:
 
 def _names(names: Iterable[str], shown: int = 5) -> str:
     """Up to ``shown`` of ``names``, sorted and each bounded, for a message."""
-    ordered = sorted(names)
-    more = f", and {len(ordered) - shown} more" if len(ordered) > shown else ""
-    return ", ".join(quoted(name, 40) for name in ordered[:shown]) + more
+    return summarize([quoted(name, 40) for name in sorted(names)], shown, separator=", ")
+
+
+_SHAPE_FIELDS = KnownNames(["Type", "Params"])
+_DESCRIPTION_FIELDS = KnownNames(["Type", "Name", "Items", "Directories"])
 
 
 def _split_shape(doc: Any, what: str) -> tuple[str, Mapping[str, Any]]:
@@ -221,47 +223,55 @@ def _split_shape(doc: Any, what: str) -> tuple[str, Mapping[str, Any]]:
     if not isinstance(doc, Mapping):
         shown = "an empty document" if doc is None else f"{type(doc).__name__} {quoted(doc)}"
         raise SpecError(
-            f"expected a mapping with a Type (e.g. 'Type: s3'), got {shown} @ $", what=what
+            Problem("$", f"expected a mapping with a Type (e.g. 'Type: s3'), got {shown}"),
+            what=what,
         )
-    problems: list[str] = []
+    problems: list[Problem] = []
     type_value: Any = None
     params: Any = None
     flat: dict[str, Any] = {}
     seen: dict[str, str] = {}
     for key, value in doc.items():
         if not isinstance(key, str):
-            problems.append(f"keys must be strings, got {quoted(key)} @ $")
+            problems.append(Problem("$", f"keys must be strings, got {quoted(key)}"))
             continue
-        norm = normalize_name(key)
-        if norm in ("type", "params"):
-            if norm in seen:
-                problems.append(
-                    f"{quoted(key)} given twice (also as {quoted(seen[norm])}) "
-                    f"@ {field_path('$', key)}"
-                )
-                continue
-            seen[norm] = key
-        if norm == "type":
-            type_value = value
-        elif norm == "params":
-            params = value
-        else:
+        field = _SHAPE_FIELDS.match(key)
+        if field is None:
             flat[key] = value
+            continue
+        if field in seen:
+            problems.append(
+                Problem(
+                    field_path("$", key),
+                    f"{quoted(key)} given twice (also as {quoted(seen[field])})",
+                )
+            )
+            continue
+        seen[field] = key
+        if field == "Type":
+            type_value = value
+        else:
+            params = value
     if type_value is None:
-        problems.append("missing required field 'Type' @ $")
+        problems.append(Problem("$", "missing required field 'Type'"))
     elif not isinstance(type_value, str) or not type_value.strip():
         problems.append(
-            f"Type must be a publisher name such as 's3', got {quoted(type_value)} @ $.Type"
+            Problem(
+                "$.Type", f"Type must be a publisher name such as 's3', got {quoted(type_value)}"
+            )
         )
     elif (problem := unicode_problem(type_value)) is not None:
-        problems.append(f"Type {quoted(type_value)} {problem} @ $.Type")
+        problems.append(Problem("$.Type", f"Type {quoted(type_value)} {problem}"))
     if params is not None and flat:
         problems.append(
-            "parameters given both under Params and at the top level "
-            f"({_names(flat)}); use one shape @ $"
+            Problem(
+                "$",
+                f"parameters given both under Params and at the top level ({_names(flat)}); "
+                "use one shape",
+            )
         )
     if params is not None and not isinstance(params, Mapping):
-        problems.append(f"Params must be a mapping, got {quoted(params)} @ $.Params")
+        problems.append(Problem("$.Params", f"Params must be a mapping, got {quoted(params)}"))
     if problems:
         raise SpecError(problems, what=what)
     chosen = params if params is not None else flat
@@ -304,39 +314,46 @@ def description_from_document(doc: Any) -> ResultDescription:
     """A :class:`ResultDescription` from the output of ``publisher describe --json``."""
     what = "description"
     if not isinstance(doc, Mapping):
-        raise SpecError(f"expected a mapping with Items, got {quoted(doc)} @ $", what=what)
-    fields = {normalize_name(str(k)): (str(k), v) for k, v in doc.items()}
-    unknown = sorted(
-        k for n, (k, _) in fields.items() if n not in {"type", "name", "items", "directories"}
-    )
+        raise SpecError(
+            Problem("$", f"expected a mapping with Items, got {quoted(doc)}"), what=what
+        )
+    given: dict[str, Any] = {}
+    unknown: dict[str, str] = {}  # one report per field, however many spellings it has
+    for key, value in doc.items():
+        field = _DESCRIPTION_FIELDS.match(str(key))
+        if field is None:
+            unknown[normalize_name(str(key))] = str(key)
+        else:
+            given[field] = value
+    hint = f"; known: {', '.join(_DESCRIPTION_FIELDS.names)}"
     problems = [
-        f"unknown field {quoted(k)} @ {field_path('$', k)}; known: Type, Name, Items, Directories"
-        for k in unknown
+        Problem(field_path("$", k), f"unknown field {quoted(k)}", hint)
+        for k in sorted(unknown.values())
     ]
-    raw_items = fields.get("items", ("Items", None))[1]
+    raw_items = given.get("Items")
     if not isinstance(raw_items, list):
-        problems.append(f"Items must be a list, got {quoted(raw_items)} @ $.Items")
+        problems.append(Problem("$.Items", f"Items must be a list, got {quoted(raw_items)}"))
         raw_items = []
     items: list[DownloadItem] = []
     for index, raw in enumerate(raw_items):
         try:
             items.append(structure_params(raw, DownloadItem, path=f"$.Items[{index}]", what=what))
         except SpecError as exc:
-            problems.extend(exc.problems)
+            problems.extend(exc.details)
     try:
-        directories = converter.structure(
-            fields.get("directories", ("", []))[1] or [], tuple[str, ...]
-        )
+        directories = converter.structure(given.get("Directories") or [], tuple[str, ...])
     except Exception:
-        problems.append("Directories must be a list of relative paths @ $.Directories")
+        problems.append(Problem("$.Directories", "Directories must be a list of relative paths"))
         directories = ()
-    type_name = fields.get("type", ("Type", None))[1]
-    name = fields.get("name", ("Name", None))[1]
+    type_name = given.get("Type")
+    name = given.get("Name")
     for label, value in (("Type", type_name), ("Name", name)):
         if not isinstance(value, str) or not value:
-            problems.append(f"{label} must be a non-empty string, got {quoted(value)} @ $.{label}")
+            problems.append(
+                Problem(f"$.{label}", f"{label} must be a non-empty string, got {quoted(value)}")
+            )
         elif (problem := unicode_problem(value)) is not None:
-            problems.append(f"{label} {quoted(value)} {problem} @ $.{label}")
+            problems.append(Problem(f"$.{label}", f"{label} {quoted(value)} {problem}"))
     if problems:
         raise SpecError(problems, what=what)
     return ResultDescription(

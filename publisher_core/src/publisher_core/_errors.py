@@ -13,24 +13,29 @@ host can catch "anything the publisher framework reports" with one ``except`` cl
         └── TargetExistsError           the output directory exists and is not empty
 
 Messages are single lines meant for people; they never contain credentials or the query
-string of a pre-signed URL.
+string of a pre-signed URL. What is wrong with an input stays structured until then: a
+:class:`Problem` is a path and a message, and only the error's message renders it.
 """
 
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+import attrs
 
 __all__ = [
     "DownloadError",
     "IntegrityError",
     "PluginError",
+    "Problem",
     "PublishError",
     "PublisherError",
     "SpecError",
     "TargetExistsError",
     "UnsafePathError",
     "quoted",
+    "summarize",
 ]
 
 SHOWN_PROBLEMS = 20
@@ -63,6 +68,56 @@ def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     return text
 
 
+_TEXT = attrs.validators.instance_of(str)
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong with a spec, a result, a setting or a value, and where it is.
+
+    ``path`` is the place: a path into the document (``$.Params.Key``, ``$.Items[2]``), the
+    environment variable a setting came from (``PUBLISHER_S3_CONCURRENCY``), or None when
+    the problem concerns the input as a whole or ``message`` names its place itself.
+    ``hint`` is what follows the place (`` (did you mean 'Key'?); known: Bucket, Key``).
+
+    ``str(problem)`` is how messages show it: ``{message} @ {path}{hint}``, such as
+    ``unknown parameter 'Kye' @ $.Params.Kye (did you mean 'Key'?)``, or
+    ``{message}{hint}`` when there is no path.
+    """
+
+    path: str | None = attrs.field(validator=attrs.validators.optional(_TEXT))
+    message: str = attrs.field(validator=_TEXT)
+    hint: str = attrs.field(default="", validator=_TEXT)
+
+    def __str__(self) -> str:
+        place = f" @ {self.path}" if self.path else ""
+        return f"{self.message}{place}{self.hint}"
+
+
+def summarize(
+    items: Iterable[object],
+    shown: int,
+    *,
+    separator: str = "; ",
+    before_more: str | None = None,
+) -> str:
+    """The first ``shown`` of ``items`` (as ``str``) joined by ``separator``, then how many more.
+
+    ``summarize(["a", "b", "c"], 2)`` is ``a; b; and 1 more``; no items give the empty
+    string. ``before_more`` goes before ``and N more`` instead of ``separator``
+    (``summarize(names, 2, separator=", ", before_more=" ")`` is ``a, b and 1 more``).
+    Only the items shown are turned into text.
+    """
+    listed = items if isinstance(items, Sequence) else list(items)
+    head = [str(item) for item in listed[: max(shown, 0)]]
+    text = separator.join(head)
+    rest = len(listed) - len(head)
+    if rest > 0:
+        joint = (separator if before_more is None else before_more) if head else ""
+        text += f"{joint}and {rest} more"
+    return text
+
+
 class PublisherError(Exception):
     """Root of every error the publisher framework raises on purpose."""
 
@@ -70,24 +125,33 @@ class PublisherError(Exception):
 class SpecError(PublisherError, ValueError):
     """A spec, published result, download description or operator setting is invalid.
 
-    ``problems`` holds every problem found, each naming its field path
-    (``unknown parameter 'Bucke' @ $.Params.Bucke (did you mean 'Bucket'?)``); the message
-    joins them on one line.
+    ``details`` holds every problem found, each a :class:`Problem` naming its place;
+    ``problems`` is the same as text, each ending in its place
+    (``unknown parameter 'Bucke' @ $.Params.Bucke (did you mean 'Bucket'?)``). The
+    message joins them on one line, the first :data:`SHOWN_PROBLEMS` of them and a count
+    of the rest. A string given for a problem is a :class:`Problem` without a path: its
+    text says where, as it did before problems had paths of their own.
     """
 
-    def __init__(self, problems: str | Sequence[str], *, what: str = "spec") -> None:
-        self.problems: tuple[str, ...] = (
-            (problems,) if isinstance(problems, str) else tuple(problems)
+    def __init__(
+        self, problems: str | Problem | Iterable[str | Problem], *, what: str = "spec"
+    ) -> None:
+        given = (problems,) if isinstance(problems, (str, Problem)) else problems
+        self.details: tuple[Problem, ...] = tuple(
+            p if isinstance(p, Problem) else Problem(None, p) for p in given
         )
         self.what = what
-        if len(self.problems) == 1:
-            message = f"invalid {what}: {self.problems[0]}"
+        if len(self.details) == 1:
+            message = f"invalid {what}: {self.details[0]}"
         else:
-            joined = "; ".join(self.problems[:SHOWN_PROBLEMS])
-            if len(self.problems) > SHOWN_PROBLEMS:
-                joined += f"; and {len(self.problems) - SHOWN_PROBLEMS} more"
-            message = f"invalid {what} ({len(self.problems)} problems): {joined}"
+            shown = summarize(self.details, SHOWN_PROBLEMS)
+            message = f"invalid {what} ({len(self.details)} problems): {shown}"
         super().__init__(message)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Every problem as text (``str`` of each of :attr:`details`)."""
+        return tuple(str(p) for p in self.details)
 
 
 class PluginError(PublisherError, LookupError):

@@ -34,8 +34,9 @@ from typing import BinaryIO
 
 from ._errors import DownloadError, UnsafePathError
 from ._paths import path_problem, shown_path
+from ._sizes import format_size, format_sizes
 
-__all__ = ["extract_archive", "format_size"]
+__all__ = ["extract_archive", "format_size", "tar_overhead"]  # format_size: its old home
 
 # What tar may add to the content: end-of-archive blocks, padding to a record (10 KiB),
 # the read-ahead of tarfile's stream buffer, and one member's headers before it is seen.
@@ -47,14 +48,13 @@ _CHUNK = 1 << 20
 _TRAILER_ERRORS = ("CRC check failed", "Incorrect length of data produced")
 
 
-def format_size(size: int) -> str:
-    """``size`` bytes for people: ``512 B``, ``1.5 KiB`` ... ``12.0 GiB``, ``3.0 TiB``."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+def tar_overhead() -> int:
+    """Bytes tar may add to an archive's content: what a limit on content allows on top.
+
+    The allowance extraction gives the decompressed stream, and ``get`` the compressed
+    download (an archive of many small or empty files is larger than its content).
+    """
+    return _TAR_SLACK
 
 
 def _walk(base: list[str], target: str, symlinks: dict[str, str] | None) -> bool:
@@ -164,7 +164,7 @@ class _Limited(io.BufferedIOBase):
         super().__init__()
         self._source = raw
         self.max_bytes = max_bytes
-        self.limit = None if max_bytes is None else max_bytes + _TAR_SLACK
+        self.limit = None if max_bytes is None else max_bytes + tar_overhead()
         self.note = note
         self.count = 0
 
@@ -228,9 +228,7 @@ def extract_archive(
                     if member.isreg():
                         declared += member.size
                         if max_bytes is not None and declared > max_bytes:
-                            size_, limit_ = format_size(declared), format_size(max_bytes)
-                            if size_ == limit_:  # rounded alike: show the bytes
-                                size_, limit_ = f"{declared} bytes", f"{max_bytes} bytes"
+                            size_, limit_ = format_sizes(declared, max_bytes)
                             raise DownloadError(
                                 f"archive declares {size_} of content (up to entry {norm!r}), "
                                 f"over the limit of {limit_} ({limit_note}); "

@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 
-from ._convert import normalize_name
 from ._errors import SpecError, quoted
 from ._models import PublisherSpec
+from ._names import normalize_name
 
 __all__ = ["looks_imperative", "parse_imperative"]
 

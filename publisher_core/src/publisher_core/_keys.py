@@ -15,9 +15,10 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from ._convert import did_you_mean, unicode_problem
-from ._errors import PublishError, SpecError, quoted
+from ._convert import unicode_problem
+from ._errors import Problem, PublishError, SpecError, quoted, summarize
 from ._models import PublishContext
+from ._names import KnownNames
 
 __all__ = [
     "ARCHIVE_SUFFIXES",
@@ -47,6 +48,7 @@ MANIFEST_SUFFIX: Final = ".manifest.json"
 _TOKEN = re.compile(r"\{([^{}]*)\}|[{}]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, C1, line separators
 _KNOWN = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+_PLACEHOLDER_NAMES = KnownNames(PLACEHOLDERS)  # for suggestions: placeholders match exactly
 
 
 def _placeholder_values(context: PublishContext) -> dict[str, str | None]:
@@ -87,8 +89,8 @@ def _substitute(
             )
             continue
         if name not in PLACEHOLDERS:
-            hint = did_you_mean(name, list(PLACEHOLDERS))
-            hint = hint.replace("'", "{", 1).replace("'", "}", 1) if hint else ""
+            close = _PLACEHOLDER_NAMES.closest(name)
+            hint = f" (did you mean {{{close}}}?)" if close else ""
             shown = "{" + name + "}" if len(name) <= 40 else quoted(name, 40)
             problems.append(f"unknown placeholder {shown}{hint}; known: {_KNOWN}")
             continue
@@ -152,6 +154,31 @@ def _apply_suffix(key: str, compress: bool) -> tuple[str, list[str]]:
     return (key if key.endswith("/") else key + "/"), []
 
 
+def _checked_key(
+    template: str, values: dict[str, str | None], *, compress: bool, stand_ins: bool
+) -> tuple[str, list[str]]:
+    """The key ``template`` gives with ``values``, and every problem rules 1 to 4 find.
+
+    The one check behind :func:`render_key` (no stand-ins: a missing value is a problem)
+    and :func:`key_template_problems` (stand-ins for the values not known yet).
+    """
+    if not template:
+        return template, ["key must not be empty"]
+    substituted, problems = _substitute(template, values, stand_ins=stand_ins)
+    if problems:
+        return substituted, problems
+    key, problems = _apply_suffix(substituted, compress)
+    found = problems or check_key(key)
+    last = template[template.rfind("{") + 1 : -1] if template.endswith("}") else ""
+    free_text = last in _OPTION_FOR  # the ids; {date} and {time} are digits
+    if found and compress and key != substituted and free_text and values.get(last) is None:
+        # A stand-in (a value given is never None): the unknown last value may itself
+        # complete '.tar.gz' (e.g. '.tar.{jobID}' with 'gz'), so judge the key without a
+        # suffix, as the shortest it can become.
+        return key, check_key(substituted)
+    return key, found
+
+
 def key_template_problems(
     template: str, *, compress: bool, context: PublishContext | None = None
 ) -> list[str]:
@@ -160,21 +187,8 @@ def key_template_problems(
     Values missing from ``context`` (all of them without one) are replaced by stand-ins of
     their shortest length, so a key that is too long is caught before any value is known.
     """
-    if not template:
-        return ["key must not be empty"]
     values = _placeholder_values(context) if context is not None else {}
-    stood_in, problems = _substitute(template, values, stand_ins=True)
-    if problems:
-        return problems
-    key, problems = _apply_suffix(stood_in, compress)
-    found = problems or check_key(key)
-    last = template[template.rfind("{") + 1 : -1] if template.endswith("}") else ""
-    free_text = last in _OPTION_FOR  # the ids; {date} and {time} are digits
-    if found and compress and key != stood_in and free_text and values.get(last) is None:
-        # The unknown last value may itself complete '.tar.gz' (e.g. '.tar.{jobID}' with
-        # 'gz'): judge the key without a suffix, as the shortest it can become.
-        return check_key(stood_in)
-    return found
+    return _checked_key(template, values, compress=compress, stand_ins=True)[1]
 
 
 def render_key(
@@ -184,15 +198,10 @@ def render_key(
 
     Raises :class:`SpecError` naming every problem, each at ``path``.
     """
-    if not template:
-        raise SpecError(f"key must not be empty @ {path}")
-    key, problems = _substitute(template, _placeholder_values(context), stand_ins=False)
-    if not problems:
-        key, problems = _apply_suffix(key, compress)
-    if not problems:
-        problems = check_key(key)
+    values = _placeholder_values(context)
+    key, problems = _checked_key(template, values, compress=compress, stand_ins=False)
     if problems:
-        raise SpecError([f"{p} @ {path}" for p in problems])
+        raise SpecError([Problem(path, problem) for problem in problems])
     return key
 
 
@@ -218,10 +227,8 @@ def result_keys(key: str, file_paths: Iterable[str]) -> list[str]:
     problems = [f"{k[len(key) :]}: {p}" for k in keys for p in check_key(k)]
     problems += [f"the manifest: {p}" for p in check_key(manifest_key(key))]
     if problems:
-        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise PublishError(
-            f"{len(problems)} files cannot be stored under {quoted(key)}: "
-            f"{'; '.join(problems[:5])}{more}"
+            f"{len(problems)} files cannot be stored under {quoted(key)}: {summarize(problems, 5)}"
         )
     return [*keys, manifest_key(key)]
 
@@ -236,10 +243,12 @@ def key_problems(
     """What ``validate_spec`` reports about a key, each problem ending in `` @ path``.
 
     The template is always checked; placeholder values only where ``context`` has them
-    (a missing value is reported when the key is rendered, at publish time).
+    (a missing value is reported when the key is rendered, at publish time). These are
+    the problems of :func:`key_template_problems`, each a :class:`Problem` at ``path``
+    rendered as text (``validate_spec`` may return either).
     """
     problems = key_template_problems(template, compress=compress, context=context)
-    return [f"{p} @ {path}" for p in problems]
+    return [str(Problem(path, problem)) for problem in problems]
 
 
 def result_name(key: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from ._convert import structure_params, unstructure_params
-from ._errors import IntegrityError, SpecError, quoted
+from ._errors import IntegrityError, Problem, SpecError, quoted
 
 __all__ = ["MANIFEST_VERSION", "Manifest", "ManifestFile"]
 
@@ -89,21 +89,26 @@ class Manifest:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SpecError(f"not valid JSON: {exc}", what="manifest") from None
         if not isinstance(doc, dict):
-            raise SpecError("expected a JSON object @ $", what="manifest")
+            raise SpecError(Problem("$", "expected a JSON object"), what="manifest")
         if doc.get("Version") != MANIFEST_VERSION:
             raise SpecError(
-                f"unsupported Version {quoted(doc.get('Version'))}, "
-                f"expected {MANIFEST_VERSION} @ $.Version",
+                Problem(
+                    "$.Version",
+                    f"unsupported Version {quoted(doc.get('Version'))}, "
+                    f"expected {MANIFEST_VERSION}",
+                ),
                 what="manifest",
             )
         files = doc.get("Files")
         directories = doc.get("Directories", [])
         if not isinstance(files, list) or not isinstance(directories, list):
-            raise SpecError("Files and Directories must be lists @ $", what="manifest")
+            raise SpecError(Problem("$", "Files and Directories must be lists"), what="manifest")
         parsed = [
             structure_params(f, ManifestFile, path=f"$.Files[{i}]", what="manifest")
             for i, f in enumerate(files)
         ]
         if not all(isinstance(d, str) for d in directories):
-            raise SpecError("Directories must hold strings @ $.Directories", what="manifest")
+            raise SpecError(
+                Problem("$.Directories", "Directories must hold strings"), what="manifest"
+            )
         return cls(files=tuple(parsed), directories=tuple(directories))

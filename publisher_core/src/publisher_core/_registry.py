@@ -20,9 +20,9 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from ._convert import did_you_mean
 from ._errors import PluginError, quoted
 from ._models import PublisherInfo
+from ._names import did_you_mean
 from ._settings import DISABLED_VARIABLE
 
 __all__ = ["ENTRY_POINT_GROUP", "Publisher", "PublisherStatus", "Registry"]

@@ -11,8 +11,9 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from ._convert import attrs_fields, capital_name, did_you_mean, normalize_name, structure_params
-from ._errors import SpecError, quoted
+from ._convert import attrs_fields, capital_name, structure_params
+from ._errors import Problem, SpecError, quoted
+from ._names import KnownNames
 
 __all__ = ["DISABLED_VARIABLE", "env_prefix", "load_settings"]
 
@@ -49,20 +50,21 @@ def load_settings(
         return overrides
     environ = os.environ if environ is None else environ
     prefix = env_prefix(type_name)
-    fields = {normalize_name(f.name): f.name for f in attrs_fields(cls)}
-    known = [prefix + f.name.upper() for f in attrs_fields(cls)]
+    fields = KnownNames(f.name for f in attrs_fields(cls))
+    # The prefix is the same on both sides, so a variable matches as its suffix would.
+    variables = {prefix + field.upper(): field for field in fields.names}
+    known_variables = KnownNames(variables)
     env_name: dict[str, str] = {}
-    problems: list[str] = []
+    problems: list[Problem] = []
     values: dict[str, Any] = {}
     for name, value in environ.items():
         if not name.startswith(prefix):
             continue
-        field = fields.get(normalize_name(name[len(prefix) :]))
-        if field is None:
-            problems.append(
-                f"unknown setting {name}{did_you_mean(name, known)}; known: {', '.join(known)}"
-            )
+        variable = known_variables.match(name)
+        if variable is None:
+            problems.append(Problem(None, f"unknown setting {name}", known_variables.unknown(name)))
             continue
+        field = variables[variable]
         env_name[field] = name
         values[capital_name(field)] = value
     if overrides is not None:
@@ -73,11 +75,11 @@ def load_settings(
                 what="setting",
             )
         for name, value in overrides.items():
-            field = fields.get(normalize_name(str(name)))
-            key = capital_name(field) if field else str(name)
+            found = fields.match(str(name))
+            key = capital_name(found) if found else str(name)
             values.pop(key, None)
-            if field:
-                env_name.pop(field, None)
+            if found:
+                env_name.pop(found, None)
             values[key] = value
 
     def where(field: str) -> str:

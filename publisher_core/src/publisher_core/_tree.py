@@ -21,7 +21,7 @@ from typing import BinaryIO, Literal
 
 import attrs
 
-from ._errors import PublishError, SpecError
+from ._errors import PublishError, SpecError, summarize
 from ._paths import path_problem, shown_path
 
 __all__ = ["TreeEntry", "empty_directories", "open_entry", "scan_tree"]
@@ -241,11 +241,9 @@ def scan_tree(source: Path, *, follow_links: bool) -> list[TreeEntry]:
         )
     if scanner.problems:
         count = len(scanner.problems)
-        shown = "; ".join(scanner.problems[:_MAX_SHOWN])
-        more = count - _MAX_SHOWN
-        tail = f"; and {more} more" if more > 0 else ""
+        shown = summarize(scanner.problems, _MAX_SHOWN)
         entries = "entry" if count == 1 else "entries"
-        raise PublishError(f"{count} {entries} of {source} cannot be published: {shown}{tail}")
+        raise PublishError(f"{count} {entries} of {source} cannot be published: {shown}")
     return scanner.entries
 
 

@@ -30,10 +30,11 @@ from ._documents import (
     parse_document,
     result_to_document,
 )
-from ._download import DEFAULT_ATTEMPTS, DEFAULT_TIMEOUT, parse_size
 from ._errors import PluginError, PublisherError, SpecError, TargetExistsError, quoted
-from ._extract import format_size
-from ._models import PublishContext, PublisherSpec, ResultDescription
+from ._models import PublishContext, PublisherSpec
+from ._retry import DEFAULT_ATTEMPTS
+from ._sizes import format_size, parse_size
+from ._transport import DEFAULT_TIMEOUT
 
 __all__ = ["Terminated", "main", "run"]
 
@@ -483,9 +484,9 @@ def get(
     space) is refused as it arrives: files with no recorded size and decompression bombs
     included.
     """
-    loaded = _load_result(result)
-    description = loaded if isinstance(loaded, ResultDescription) else _api.describe(loaded)
-    report = _api.get(description, output, timeout=timeout, attempts=attempts, max_bytes=max_bytes)
+    report = _api.get(
+        _load_result(result), output, timeout=timeout, attempts=attempts, max_bytes=max_bytes
+    )
     note = f", {report.unverified} without a recorded SHA-256" if report.unverified else ""
     _echo(
         f"verified {report.verified} of {report.verified + report.unverified} downloads by size "

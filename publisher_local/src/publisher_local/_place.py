@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from publisher_core import Manifest, PublishError, SpecError
+from publisher_core import Manifest, PublishError, SpecError, summarize
 
 if sys.platform != "win32":
     import fcntl
@@ -194,11 +194,6 @@ def _nested_results(directory: Path, own: set[str]) -> list[Path]:
     return found
 
 
-def _first(paths: list[Path], limit: int = 3) -> str:
-    text = ", ".join(map(str, paths[:limit]))
-    return text + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
-
-
 def check_destination(
     target: Path, manifest: Path | None, *, overwrite: bool, thorough: bool = True
 ) -> None:
@@ -230,8 +225,9 @@ def check_destination(
     if thorough:
         nested = _nested_results(target, _own_files(manifest))
         if nested:
+            shown = summarize(nested, 3, separator=", ", before_more=" ")
             raise PublishError(
-                f"{target} holds other results ({_first(nested)}); replacing it would delete "
+                f"{target} holds other results ({shown}); replacing it would delete "
                 "them: choose a key that holds no other result"
             )
 

@@ -34,6 +34,7 @@ from publisher_core import (
     PublishError,
     PublishPlan,
     ResultDescription,
+    ScannedResult,
     TreeEntry,
     ValidatedSpec,
     empty_directories,
@@ -42,9 +43,8 @@ from publisher_core import (
     manifest_key,
     open_entry,
     quoted,
-    render_key,
-    result_keys,
     result_name,
+    scan_result,
     scan_tree,
     sha256_b64,
     sha256_validator,
@@ -186,11 +186,10 @@ def _placement(root: Path, key: str, *, overwrite: bool) -> Iterator[Path]:
 
 def _read(
     spec: ValidatedSpec, source: Path, context: PublishContext
-) -> tuple[LocalParams, str, list[TreeEntry]]:
-    """The params, the final key and the result's entries, as both modes see them."""
+) -> tuple[LocalParams, ScannedResult]:
+    """The params, and the result with its key, as both modes see them."""
     params: LocalParams = spec.params
-    key = render_key(params.key, context, compress=params.compress)
-    return params, key, scan_tree(source, follow_links=not params.compress)
+    return params, scan_result(params.key, source, context, archive=params.compress)
 
 
 @hookimpl
@@ -198,13 +197,12 @@ def plan_publish(
     spec: ValidatedSpec, source: Path, context: PublishContext, settings: LocalSettings
 ) -> PublishPlan:
     """The paths under the root that :func:`publish` would write."""
-    params, key, entries = _read(spec, source, context)
-    files = [e.path for e in entries if e.kind == "file"]
+    params, result = _read(spec, source, context)
     return PublishPlan(
         type="local",
         mode="archive" if params.compress else "directory",
         location=str(_root(settings, create=False)),
-        keys=tuple(result_keys(key, files)),
+        keys=result.keys,
     )
 
 
@@ -224,8 +222,6 @@ def _copy_file(entry: TreeEntry, dst: Path) -> ManifestFile:
 def _publish_directory(
     entries: list[TreeEntry], root: Path, key: str, *, overwrite: bool
 ) -> PublishedResult:
-    files = [e for e in entries if e.kind == "file"]
-    result_keys(key, [e.path for e in files])  # every file's key must be valid
     manifest_path = root / manifest_key(key)
     with _placement(root, key, overwrite=overwrite) as target:
         staging = Staging(target)
@@ -296,7 +292,8 @@ def publish(
     spec: ValidatedSpec, source: Path, context: PublishContext, settings: LocalSettings
 ) -> PublishedResult:
     """Copy the result under the root (directory mode) or write one ``.tar.gz`` (archive)."""
-    params, key, entries = _read(spec, source, context)
+    params, result = _read(spec, source, context)
+    key, entries = result.key, result.entries
     root = _root(settings, create=True)
     try:
         if params.compress:

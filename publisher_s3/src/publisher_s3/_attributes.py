@@ -20,6 +20,8 @@ from urllib.parse import quote, unquote
 from publisher_core import converter, did_you_mean, quoted
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
     from ._spec import S3Params, S3Settings
 
 __all__ = [
@@ -204,7 +206,7 @@ def object_arguments(params: S3Params, settings: S3Settings) -> dict[str, Any]:
     return arguments
 
 
-def expect_bucket_owner(client: Any, owner: str) -> None:
+def expect_bucket_owner(client: S3Client, owner: str) -> None:
     """Send ``ExpectedBucketOwner`` on every request of ``client`` whose operation takes it.
 
     S3 then refuses the request (403) if the bucket belongs to another account, so a

@@ -9,6 +9,10 @@ deleted instead, and the earlier result stays the latest.
 A CompleteMultipartUpload whose reply never came (an interrupt, a lost connection) may
 still turn the upload into an object after clean-up began: such an upload cannot be
 aborted any more, so clean-up waits a little for the object to appear and removes it.
+
+Request code reports to a :class:`CleanupLog`, the log's verbs and nothing else:
+:class:`WriteLog` keeps them for clean-up; a helper process's log forwards them to its
+parent's (see ``_helpers``).
 """
 
 from __future__ import annotations
@@ -17,11 +21,23 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Final, Protocol
 
 from ._client import attempts_of, error_code, is_missing, reached_store
 
-__all__ = ["WriteLog", "started_now", "unsent", "uploads_of"]
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+
+__all__ = [
+    "JUDGED_VERBS",
+    "LOG_VERBS",
+    "CleanupLog",
+    "WriteLog",
+    "started_now",
+    "unsent",
+    "uploads_of",
+]
 
 _log = logging.getLogger(__name__)
 _CLOCK_SLACK = timedelta(seconds=1)
@@ -35,7 +51,7 @@ def started_now() -> datetime:
     return datetime.now(timezone.utc) - _CLOCK_SLACK
 
 
-def uploads_of(client: Any, bucket: str, key: str) -> list[str]:
+def uploads_of(client: S3Client, bucket: str, key: str) -> list[str]:
     """Ids of the incomplete multipart uploads of exactly ``key``."""
     found: list[str] = []
     paginator = client.get_paginator("list_multipart_uploads")
@@ -44,15 +60,90 @@ def uploads_of(client: Any, bucket: str, key: str) -> list[str]:
     return found
 
 
-class WriteLog:
-    """Keys (with the version each created, once known) and multipart uploads of one publish."""
+LOG_VERBS: Final = (
+    "writing",
+    "not_written",
+    "forget",
+    "hid",
+    "written",
+    "removed",
+    "creating",
+    "not_created",
+    "forget_upload",
+    "created",
+    "completing",
+    "completed",
+)
+"""The methods of :class:`CleanupLog`, by name (a helper forwards them by name)."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+JUDGED_VERBS: Final = ("not_written", "not_created")
+"""Verbs that take the request's exception: judged (:func:`unsent`) where it was raised.
+
+A helper process cannot send an exception to its parent; it sends ``forget`` or
+``forget_upload`` instead, where the exception proves the request created nothing.
+"""
+
+
+class CleanupLog(Protocol):
+    """What request code tells the clean-up log: each verb before or after its request.
+
+    The methods are :data:`LOG_VERBS`; :class:`WriteLog` records them for clean-up, a
+    helper process's log forwards them to its parent's ``WriteLog``.
+    """
+
+    @property
+    def started(self) -> datetime:
+        """When the log began, less the clock slack (see :func:`started_now`)."""
+
+    def writing(self, key: str) -> None:
+        """Record ``key`` before the request that may create it."""
+
+    def not_written(self, key: str, exc: BaseException) -> None:
+        """The request on ``key`` failed with ``exc``: forget it if it created nothing."""
+
+    def forget(self, key: str) -> None:
+        """Forget the request on ``key`` announced by :meth:`writing`: it created nothing."""
+
+    def hid(self, key: str, marker_version: str | None) -> None:
+        """Record a delete marker this publish put on ``key``."""
+
+    def written(self, key: str, version_id: str | None) -> None:
+        """Record the version a request created (None: the store keeps no versions)."""
+
+    def removed(self, key: str) -> None:
+        """Forget everything written at ``key``: this publish has removed it itself."""
+
+    def creating(self, key: str) -> None:
+        """Record a CreateMultipartUpload about to be sent."""
+
+    def not_created(self, key: str, exc: BaseException) -> None:
+        """A CreateMultipartUpload failed with ``exc``: forget it if it created nothing."""
+
+    def forget_upload(self, key: str) -> None:
+        """Forget a CreateMultipartUpload of ``key`` that created nothing."""
+
+    def created(self, key: str, upload_id: str) -> None:
+        """Record the upload id a CreateMultipartUpload returned."""
+
+    def completing(self, upload_id: str) -> None:
+        """Record a CompleteMultipartUpload about to be sent."""
+
+    def completed(self, upload_id: str) -> None:
+        """Forget an upload that was completed (its key is recorded separately)."""
+
+
+class WriteLog:
+    """Keys (with the version each created, once known) and multipart uploads of one publish.
+
+    A :class:`CleanupLog` that can also :meth:`cleanup`.
+    """
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
         self.client, self.bucket = client, bucket
         self.started = started_now()
         self._lock = threading.Lock()
         self._pending: set[str] = set()  # keys a request in flight, or lost, may create
-        self._versions: list[dict[str, str]] = []  # versions (and delete markers) made
+        self._versions: list[ObjectIdentifierTypeDef] = []  # versions (and delete markers) made
         self._unversioned: set[str] = set()  # keys written where the store gave no version
         self._uploads: dict[str, str] = {}  # upload id -> key
         self._creating: set[str] = set()  # keys whose CreateMultipartUpload got no reply
@@ -159,7 +250,7 @@ class WriteLog:
         left += self._delete(objects)
         return left
 
-    def _delete(self, objects: list[dict[str, str]]) -> list[str]:
+    def _delete(self, objects: list[ObjectIdentifierTypeDef]) -> list[str]:
         left: list[str] = []
         for start in range(0, len(objects), 1000):
             batch = objects[start : start + 1000]
@@ -214,7 +305,7 @@ class WriteLog:
                 return  # there to delete, or cannot tell, or never completed
             time.sleep(_LATE_COMPLETE_POLL)
 
-    def _newer_object(self, key: str, left: list[str]) -> list[dict[str, str]]:
+    def _newer_object(self, key: str, left: list[str]) -> list[ObjectIdentifierTypeDef]:
         """``key`` in an unversioned bucket, if this publish may have created it."""
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key)
@@ -231,7 +322,7 @@ class WriteLog:
             return True  # cannot tell: take the path that never hides older versions
         return reply.get("Status") in ("Enabled", "Suspended")
 
-    def _versions_since_start(self, key: str, left: list[str]) -> list[dict[str, str]]:
+    def _versions_since_start(self, key: str, left: list[str]) -> list[ObjectIdentifierTypeDef]:
         """Versions of ``key`` created by this publish whose reply never arrived."""
         try:
             listed = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)

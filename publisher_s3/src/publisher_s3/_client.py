@@ -1,6 +1,9 @@
 """One botocore S3 client per publish: credential chain, endpoint, region, retries.
 
 botocore is imported here, inside the functions, so importing the plugin stays cheap.
+A helper process makes its client from what its parent's client uses: the endpoint,
+region and addressing style (``client.meta``) and the credentials its session resolved
+(:func:`frozen_credentials`), which are never logged.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 from urllib.parse import urlsplit
 
 from publisher_core import PublishError, SpecError, quoted
@@ -17,22 +20,34 @@ from ._spec import ENDPOINT_VARIABLES, S3Settings, endpoint_problems
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
+    from botocore.session import Session
+    from mypy_boto3_s3 import S3Client
 
 __all__ = [
+    "FrozenCredentials",
     "attempts_of",
-    "client_credentials",
     "custom_endpoint",
     "describe_client_error",
     "error_code",
+    "frozen_credentials",
     "is_missing",
     "make_client",
+    "new_session",
     "reached_store",
 ]
 
 _DEFAULT_CUSTOM_REGION = "us-east-1"
 
 
-def _session() -> Any:
+class FrozenCredentials(TypedDict):
+    """Credentials resolved once, as a helper process receives them (never logged)."""
+
+    access_key: str | None
+    secret_key: str | None
+    token: str | None
+
+
+def new_session() -> Session:
     """A botocore session: the same credential chain and config files as boto3's.
 
     boto3 itself adds ~0.1 s of imports and client customisations a publish does not use.
@@ -51,9 +66,11 @@ def make_client(
     region: str | None,
     bucket: str,
     settings: S3Settings,
-    credentials: dict[str, str | None] | None = None,
+    credentials: FrozenCredentials | None = None,
     addressing_style: str | None = None,
-) -> tuple[Any, str]:
+    *,
+    session: Session | None = None,
+) -> tuple[S3Client, str]:
     """An S3 client and the region it uses: given, else the session's, else the bucket's.
 
     Custom endpoints get path-style addressing and ``when_required`` checksums, which
@@ -61,23 +78,15 @@ def make_client(
     of them reject); our own SHA-256 is computed and recorded regardless.
     ``credentials`` (``access_key``, ``secret_key``, ``token``) replace the default chain:
     a helper process uses the credentials its parent resolved, and its parent's
-    ``addressing_style``.
+    ``addressing_style``. ``session`` is the one to make the client from (default: a
+    :func:`new_session`): its :func:`frozen_credentials` are the client's.
     """
-    session = _session()
+    if session is None:
+        session = new_session()
     from botocore.config import Config
 
     if endpoint is None:
         _check_configured_endpoint(session)
-
-    explicit = (
-        {
-            "aws_access_key_id": credentials["access_key"],
-            "aws_secret_access_key": credentials["secret_key"],
-            "aws_session_token": credentials["token"],
-        }
-        if credentials
-        else {}
-    )
     # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what the other AWS SDKs read.
     configured = session.get_config_variable("region")
     used_region = region or configured or os.environ.get("AWS_REGION") or None
@@ -100,13 +109,17 @@ def make_client(
     if used_region is None and endpoint is None:
         used_region = _discover_region(session, bucket, Config(**config_args))
     used_region = used_region or _DEFAULT_CUSTOM_REGION
-    client = session.create_client(
+    created = session.create_client(
         "s3",
         endpoint_url=endpoint,
         region_name=used_region,
         config=Config(**config_args),
-        **explicit,
+        # None (the default) for each: the session's credential chain
+        aws_access_key_id=credentials["access_key"] if credentials else None,
+        aws_secret_access_key=credentials["secret_key"] if credentials else None,
+        aws_session_token=credentials["token"] if credentials else None,
     )
+    client = cast("S3Client", created)  # botocore's stubs type every client alike
     client.meta.events.register("before-sign.s3.PutObject", _no_expect_for_small_bodies)
     client.meta.events.register("needs-retry.s3", _note_attempt)
     client.meta.events.register("after-call-error.s3", _count_attempts)
@@ -148,7 +161,7 @@ def _check_endpoint(url: str, where: str) -> None:
         raise SpecError(problems, what="setting")
 
 
-def _check_configured_endpoint(session: Any) -> None:
+def _check_configured_endpoint(session: Session) -> None:
     """Check the endpoint botocore would take from the environment or the AWS config file.
 
     Checked before any client is made: botocore refuses some invalid endpoints with a
@@ -241,17 +254,21 @@ def _no_expect_for_small_bodies(request: Any, **_: Any) -> None:
         del request.headers["Expect"]
 
 
-def client_credentials(client: Any) -> dict[str, str | None] | None:
-    """The credentials ``client`` signs with, frozen, for a helper process (never logged)."""
-    signer = getattr(client, "_request_signer", None)
-    found = getattr(signer, "_credentials", None)
+def frozen_credentials(session: Session) -> FrozenCredentials | None:
+    """The credentials clients of ``session`` sign with, frozen, for a helper process.
+
+    A client made without explicit credentials signs with the session's, resolved once
+    and cached; refreshable ones are refreshed here if they are about to expire. None
+    where the chain found none (the helper then looks for them itself).
+    """
+    found = session.get_credentials()
     if found is None:
         return None
     frozen = found.get_frozen_credentials()
     return {"access_key": frozen.access_key, "secret_key": frozen.secret_key, "token": frozen.token}
 
 
-def custom_endpoint(client: Any) -> str | None:
+def custom_endpoint(client: S3Client) -> str | None:
     """The client's endpoint if it is not AWS's, e.g. one set by ``AWS_ENDPOINT_URL_S3``.
 
     Recorded in the result so that ``describe`` on another machine finds the store.

@@ -1,4 +1,4 @@
-"""Helper processes for directory mode: more CPUs for many small files.
+"""Helper processes for directory mode, the parent's side: start them, apply their reports.
 
 botocore spends ~1 ms of CPU on every request, and threads share one interpreter lock,
 so one process tops out near a thousand small objects a second however fast the store
@@ -6,13 +6,15 @@ is. A directory with many small files is therefore split: the publishing process
 one share (and every large file), and each helper process uploads another share with
 its own client and thread pool.
 
-A helper is a fresh interpreter running :func:`main` (the working directory is kept off
-its ``sys.path``). Its job arrives as one JSON line on
-stdin (the credentials the parent resolved travel there, never in arguments or the
-environment); what it does comes back as JSON lines on stdout, each written before the
-request it announces, so the parent's clean-up log knows every key a helper may have
-created even if the helper is killed. A helper ignores SIGINT (the parent decides) and
-stops when its stdin closes.
+A helper is a fresh interpreter running ``_helper_main.main`` (the working directory is
+kept off its ``sys.path``). Its job (:class:`HelperJob`, this module's to define) arrives
+as one JSON line on stdin (the credentials the parent's session resolved travel there,
+never in arguments or the environment); what it does comes back as JSON lines on
+stdout, each written before the request it announces, so the parent's clean-up log
+knows every key a helper may have created even if the helper is killed. A report is a
+clean-up log verb and its arguments (:data:`FORWARDED_VERBS`), a finished ``file``, an
+``error`` or ``done``. A helper ignores SIGINT (the parent decides) and stops when its
+stdin closes.
 """
 
 from __future__ import annotations
@@ -21,31 +23,52 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, TypedDict
+
+import attrs
 
 from publisher_core import ManifestFile, PublishError, TreeEntry
 
-from ._cleanup import WriteLog, unsent
+from ._cleanup import JUDGED_VERBS, LOG_VERBS, CleanupLog
+from ._client import FrozenCredentials, frozen_credentials
 
-__all__ = ["FILES_PER_PROCESS", "Helper", "helper_count"]
+if TYPE_CHECKING:
+    from botocore.session import Session
+    from mypy_boto3_s3 import S3Client
+
+    from ._spec import S3Settings
+
+__all__ = [
+    "FILES_PER_PROCESS",
+    "FORWARDED_VERBS",
+    "Helper",
+    "HelperJob",
+    "entry_document",
+    "entry_from_document",
+    "helper_count",
+    "helper_job",
+]
 
 _log = logging.getLogger(__name__)
 
 FILES_PER_PROCESS = 400
+"""Fewer small files than this per process do not pay for a process start (~0.35 s)."""
 STOP_TIMEOUT = 60.0
 """Seconds a stopping helper gets to finish its requests in flight before it is killed."""
+FORWARDED_VERBS = frozenset(LOG_VERBS).difference(JUDGED_VERBS)
+"""Reports that are calls on the parent's clean-up log: every verb but those taking an
+exception, which a helper judges itself and forwards as ``forget`` or ``forget_upload``."""
 
 _BOOT = (
     "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
-    "from publisher_s3._helpers import main; sys.exit(main())"
+    "from publisher_s3._helper_main import main; sys.exit(main())"
 )
 """The helper's entry: the working directory is taken off sys.path before any import."""
-"""Fewer small files than this per process do not pay for a process start (~0.35 s)."""
 
 
 def helper_count(small_files: int, processes: int) -> int:
@@ -53,11 +76,58 @@ def helper_count(small_files: int, processes: int) -> int:
     return max(0, min(processes, small_files // FILES_PER_PROCESS) - 1)
 
 
-def _entry_document(entry: TreeEntry) -> list[Any]:
+class HelperJob(TypedDict):
+    """What every helper of one upload is told; each is sent it with its ``files`` added."""
+
+    endpoint: str
+    addressing_style: str | None
+    region: str
+    bucket: str
+    key: str
+    settings: dict[str, Any]
+    arguments: Mapping[str, Any]
+    expected_bucket_owner: str | None
+    credentials: FrozenCredentials | None
+
+
+def helper_job(
+    client: S3Client,
+    session: Session | None,
+    bucket: str,
+    key: str,
+    settings: S3Settings,
+    *,
+    arguments: Mapping[str, Any],
+    expected_bucket_owner: str | None,
+) -> HelperJob:
+    """The job of the helpers of an upload through ``client``, made from ``session``.
+
+    Without a session the helpers look for credentials themselves (the default chain).
+    """
+    # Set from Config's options, which botocore's stubs do not declare as attributes.
+    s3_options: Mapping[str, Any] | None = getattr(client.meta.config, "s3", None)
+    return {
+        # The very endpoint and addressing style this client uses (a VPC, FIPS or
+        # dual-stack endpoint on amazonaws.com too).
+        "endpoint": client.meta.endpoint_url,
+        "addressing_style": (s3_options or {}).get("addressing_style"),
+        "region": client.meta.region_name,
+        "bucket": bucket,
+        "key": key,
+        "settings": attrs.asdict(settings),
+        "arguments": arguments,  # every object carries the result's attributes
+        "expected_bucket_owner": expected_bucket_owner,
+        "credentials": frozen_credentials(session) if session is not None else None,
+    }
+
+
+def entry_document(entry: TreeEntry) -> list[Any]:
+    """``entry`` as it travels in a helper's job (JSON)."""
     return [entry.path, os.fsdecode(entry.source), entry.size, entry.identity]
 
 
-def _entry(document: list[Any]) -> TreeEntry:
+def entry_from_document(document: list[Any]) -> TreeEntry:
+    """The file an :func:`entry_document` describes."""
     path, source, size, identity = document
     return TreeEntry(
         path=path,
@@ -68,30 +138,15 @@ def _entry(document: list[Any]) -> TreeEntry:
     )
 
 
-_LOG_CALLS = frozenset(
-    {
-        "writing",
-        "forget",
-        "written",
-        "creating",
-        "forget_upload",
-        "created",
-        "completing",
-        "completed",
-    }
-)
-"""Reports that are calls on the parent's clean-up log (named after its methods)."""
-
-
 class Helper:
     """The parent's side of one helper: start it, apply what it reports, stop it."""
 
     def __init__(
         self,
-        job: dict[str, Any],
+        job: HelperJob,
         entries: list[TreeEntry],
-        log: WriteLog,
-        on_failure: Any,
+        log: CleanupLog,
+        on_failure: Callable[[BaseException], None],
     ) -> None:
         self.log = log
         self.on_failure = on_failure
@@ -104,7 +159,7 @@ class Helper:
             [sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         assert self.process.stdin is not None and self.process.stdout is not None
-        document = {**job, "files": [_entry_document(e) for e in entries]}
+        document = {**job, "files": [entry_document(e) for e in entries]}
         self.reader = threading.Thread(
             target=self._run,
             args=(json.dumps(document).encode() + b"\n", self.process.stdout),
@@ -139,7 +194,7 @@ class Helper:
     def _apply(self, message: list[Any]) -> None:
         """Apply one report: a clean-up log call, a finished file, an error or the end."""
         kind, *args = message
-        if kind in _LOG_CALLS:
+        if kind in FORWARDED_VERBS:
             getattr(self.log, kind)(*args)
         elif kind == "file":
             path, size, checksum, version = args
@@ -176,117 +231,3 @@ class Helper:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.reader.join()
-
-
-class _ReportingLog:
-    """A WriteLog stand-in in the helper: every call goes to the parent, in order."""
-
-    def __init__(self, out: int) -> None:
-        self.out = out
-        self.lock = threading.Lock()
-
-    def send(self, *message: Any) -> None:
-        line = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogateescape")
-        with self.lock:  # one write per line: whole lines even if the helper is killed
-            os.write(self.out, line + b"\n")
-
-    def writing(self, key: str) -> None:
-        self.send("writing", key)
-
-    def not_written(self, key: str, exc: BaseException) -> None:
-        if unsent(exc):
-            self.send("forget", key)
-
-    def written(self, key: str, version_id: str | None) -> None:
-        self.send("written", key, version_id)
-
-    def creating(self, key: str) -> None:
-        self.send("creating", key)
-
-    def not_created(self, key: str, exc: BaseException) -> None:
-        if unsent(exc):
-            self.send("forget_upload", key)
-
-    def created(self, key: str, upload_id: str) -> None:
-        self.send("created", key, upload_id)
-
-    def completing(self, upload_id: str) -> None:
-        self.send("completing", upload_id)
-
-    def completed(self, upload_id: str) -> None:
-        self.send("completed", upload_id)
-
-
-def _read_line(fd: int) -> bytes:
-    """The job line from ``fd`` (the parent writes nothing after it until it closes)."""
-    line = bytearray()
-    while not line.endswith(b"\n"):
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            break
-        line += chunk
-    return bytes(line)
-
-
-def main() -> int:
-    """The helper process: upload the files of its job, report, exit."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    from ._attributes import expect_bucket_owner
-    from ._client import describe_client_error, make_client
-    from ._spec import S3Settings
-    from ._tasks import Stopped
-    from ._upload import DirectoryUpload
-
-    out = os.dup(1)
-    os.dup2(2, 1)  # nothing but our reports on the pipe
-    report = _ReportingLog(out)
-    line = _read_line(0)
-    if not line.strip():  # the parent stopped (or died) before it sent the job
-        return 1
-    job = json.loads(line)
-    try:
-        settings = S3Settings(**job["settings"])
-        client, _ = make_client(
-            job["endpoint"],
-            job["region"],
-            job["bucket"],
-            settings,
-            job["credentials"],
-            job["addressing_style"],
-        )
-        owner = job["expected_bucket_owner"]
-        if owner:
-            expect_bucket_owner(client, owner)
-        upload = DirectoryUpload(
-            client,
-            job["bucket"],
-            job["key"],
-            settings,
-            arguments=job["arguments"],
-            expected_bucket_owner=owner,
-            log=report,
-        )
-
-        def watch() -> None:  # stdin closes when the parent is done or gone
-            while os.read(0, 4096):
-                pass
-            upload.pool.stop.set()
-
-        threading.Thread(target=watch, daemon=True).start()
-        files = upload.upload_files([_entry(d) for d in job["files"]])
-    except Stopped:
-        return 1
-    except PublishError as exc:
-        report.send("error", str(exc))
-        return 1
-    except Exception as exc:
-        report.send("error", describe_client_error(exc, job["bucket"], job["key"]))
-        return 1
-    for f in files:
-        report.send("file", f.path, f.size, f.checksum_sha256, f.version_id)
-    report.send("done")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

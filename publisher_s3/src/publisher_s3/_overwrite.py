@@ -38,13 +38,24 @@ import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from publisher_core import MANIFEST_SUFFIX, Manifest, PublishError, SpecError, manifest_key
+from publisher_core import (
+    MANIFEST_SUFFIX,
+    Manifest,
+    PublishError,
+    SpecError,
+    manifest_key,
+    summarize,
+)
 
-from ._cleanup import WriteLog
+from ._cleanup import CleanupLog
 from ._client import describe_client_error, error_code, is_missing
-from ._objects import put_object
+from ._transfer import put_object
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import DeleteObjectRequestTypeDef, PaginatorConfigTypeDef
 
 __all__ = ["CLAIM_SUFFIX", "Claim", "Replace", "claim_key", "overwrite_policy"]
 
@@ -63,22 +74,20 @@ def claim_key(key: str) -> str:
 
 
 def _first(keys: Iterable[str], limit: int = 3) -> str:
-    shown = list(keys)
-    text = ", ".join(shown[:limit])
-    return text + (f" and {len(shown) - limit} more" if len(shown) > limit else "")
+    return summarize(keys, limit, separator=", ", before_more=" ")
 
 
-def _listed(client: Any, bucket: str, prefix: str, limit: int | None = None) -> list[str]:
+def _listed(client: S3Client, bucket: str, prefix: str, limit: int | None = None) -> list[str]:
     """Keys under ``prefix``, at most ``limit`` of them."""
     found: list[str] = []
     paginator = client.get_paginator("list_objects_v2")
-    config = {"MaxItems": limit} if limit else {}
+    config: PaginatorConfigTypeDef = {"MaxItems": limit} if limit else {}
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig=config):
         found += [o["Key"] for o in page.get("Contents", [])]
     return found[:limit] if limit else found
 
 
-def _exists(client: Any, bucket: str, key: str) -> bool:
+def _exists(client: S3Client, bucket: str, key: str) -> bool:
     """Whether ``key`` exists; False also where HeadObject is denied for a missing key."""
     try:
         client.head_object(Bucket=bucket, Key=key)
@@ -103,7 +112,7 @@ class Replace:
     create_only = False
     """Whether the final object is written with ``If-None-Match: *``."""
 
-    def __init__(self, client: Any, log: WriteLog, bucket: str, key: str) -> None:
+    def __init__(self, client: S3Client, log: CleanupLog, bucket: str, key: str) -> None:
         self.client, self.log, self.bucket, self.key = client, log, bucket, key
         self.earlier: list[str] | None = []  # keys under the prefix; None: could not list
 
@@ -192,8 +201,8 @@ class Claim:
 
     def __init__(
         self,
-        client: Any,
-        log: WriteLog,
+        client: S3Client,
+        log: CleanupLog,
         bucket: str,
         key: str,
         arguments: Mapping[str, Any],
@@ -312,7 +321,7 @@ class Claim:
         del kept
         try:
             for version in self.versions:
-                request = {"Bucket": self.bucket, "Key": self.claim}
+                request: DeleteObjectRequestTypeDef = {"Bucket": self.bucket, "Key": self.claim}
                 if version is not None:
                     request["VersionId"] = version
                 self.client.delete_object(**request)
@@ -330,8 +339,8 @@ class Claim:
 
 def overwrite_policy(
     overwrite: bool,
-    client: Any,
-    log: WriteLog,
+    client: S3Client,
+    log: CleanupLog,
     bucket: str,
     key: str,
     arguments: Mapping[str, Any],

@@ -8,7 +8,7 @@ import random
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -23,23 +23,24 @@ from publisher_core import (
     PublishError,
     PublishPlan,
     ResultDescription,
-    TreeEntry,
+    ScannedResult,
     ValidatedSpec,
     hookimpl,
-    render_key,
-    result_keys,
     result_name,
-    scan_tree,
+    scan_result,
     unstructure_params,
 )
 
 from ._attributes import effective_encryption, expect_bucket_owner, object_arguments
-from ._client import custom_endpoint, describe_client_error, is_missing, make_client
+from ._client import custom_endpoint, describe_client_error, is_missing, make_client, new_session
 from ._spec import S3Params, S3Result, S3Settings, environment_endpoint_problems, spec_problems
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, HeadObjectRequestTypeDef
+
     from ._cleanup import WriteLog
-    from ._upload import UploadOutcome
+    from ._outcome import UploadOutcome
 
 __all__ = ["describe_result", "plan_publish", "publish", "publisher_info", "validate_spec"]
 
@@ -79,25 +80,20 @@ def validate_spec(
 
 def _read(
     spec: ValidatedSpec, source: Path, context: PublishContext
-) -> tuple[S3Params, str, list[TreeEntry]]:
+) -> tuple[S3Params, ScannedResult]:
     params: S3Params = spec.params
-    key = render_key(params.key, context, compress=params.archive)
-    entries = scan_tree(source, follow_links=not params.archive)
-    if not params.archive:
-        result_keys(key, [e.path for e in entries if e.kind == "file"])
-    return params, key, entries
+    return params, scan_result(params.key, source, context, archive=params.archive)
 
 
 @hookimpl
 def plan_publish(spec: ValidatedSpec, source: Path, context: PublishContext) -> PublishPlan:
     """The object keys :func:`publish` would write, in order; no request is made."""
-    params, key, entries = _read(spec, source, context)
-    files = [e.path for e in entries if e.kind == "file"]
+    params, result = _read(spec, source, context)
     return PublishPlan(
         type="s3",
         mode="archive" if params.archive else "directory",
         location=f"s3://{params.bucket}" + (f" at {params.endpoint}" if params.endpoint else ""),
-        keys=tuple(result_keys(key, files)),
+        keys=result.keys,
     )
 
 
@@ -108,12 +104,18 @@ def publish(
     """Upload the result: files and a manifest, or one streamed archive."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ._upload import ArchiveUpload, DirectoryUpload, abandon
+    from ._archive import ArchiveUpload
+    from ._directory import DirectoryUpload
+    from ._outcome import abandon
 
-    params, key, entries = _read(spec, source, context)
+    params, scanned = _read(spec, source, context)
+    key, entries = scanned.key, scanned.entries
     arguments = object_arguments(params, settings)
     try:
-        client, region = make_client(params.endpoint, params.region, params.bucket, settings)
+        session = new_session()  # helper processes sign with its credentials too
+        client, region = make_client(
+            params.endpoint, params.region, params.bucket, settings, session=session
+        )
     except (BotoCoreError, ClientError) as exc:
         raise PublishError(describe_client_error(exc, params.bucket, key)) from exc
     uploaded: WriteLog | None = None
@@ -139,6 +141,7 @@ def publish(
                 settings,
                 arguments=arguments,
                 expected_bucket_owner=params.expected_bucket_owner,
+                session=session,
                 overwrite=params.overwrite,
             )
         outcome = upload.run(entries)
@@ -159,7 +162,7 @@ def _result(
     params: S3Params,
     key: str,
     settings: S3Settings,
-    client: Any,
+    client: S3Client,
     region: str,
     outcome: UploadOutcome,
 ) -> S3Result:
@@ -184,15 +187,15 @@ def _result(
     )
 
 
-def _presign(client: Any, bucket: str, key: str, lifetime: int, version: str | None) -> str:
-    request: dict[str, str] = {"Bucket": bucket, "Key": key}
+def _presign(client: S3Client, bucket: str, key: str, lifetime: int, version: str | None) -> str:
+    request: GetObjectRequestTypeDef = {"Bucket": bucket, "Key": key}
     if version:
         request["VersionId"] = version
     url: str = client.generate_presigned_url("get_object", Params=request, ExpiresIn=lifetime)
     return url
 
 
-def _manifest(client: Any, params: S3Result, attempts: int) -> Manifest:
+def _manifest(client: S3Client, params: S3Result, attempts: int) -> Manifest:
     """The result's manifest, checked against its recorded SHA-256.
 
     botocore retries the request, but not a body cut short or changed on its way after
@@ -201,7 +204,7 @@ def _manifest(client: Any, params: S3Result, attempts: int) -> Manifest:
     from botocore.exceptions import BotoCoreError, ClientError
 
     assert params.manifest is not None
-    request = {"Bucket": params.bucket, "Key": params.manifest}
+    request: GetObjectRequestTypeDef = {"Bucket": params.bucket, "Key": params.manifest}
     if params.manifest_version_id:
         request["VersionId"] = params.manifest_version_id
     where = f"s3://{params.bucket}/{params.manifest}"
@@ -233,7 +236,7 @@ def _manifest(client: Any, params: S3Result, attempts: int) -> Manifest:
     ) from None
 
 
-def _listed(client: Any, params: S3Result) -> list[tuple[str, int]]:
+def _listed(client: S3Client, params: S3Result) -> list[tuple[str, int]]:
     """(relative path, size) of every object under a prefix written without a manifest."""
     found: list[tuple[str, int]] = []
     paginator = client.get_paginator("list_objects_v2")
@@ -245,7 +248,7 @@ def _listed(client: Any, params: S3Result) -> list[tuple[str, int]]:
     return found
 
 
-def _foreign_key(client: Any, params: S3Result) -> str:
+def _foreign_key(client: S3Client, params: S3Result) -> str:
     """The Key of a result another tool wrote, as the store has it: object or prefix.
 
     Our own keys end in ``/`` (directory) or ``.tar.gz``/``.tgz`` (archive); another
@@ -257,7 +260,7 @@ def _foreign_key(client: Any, params: S3Result) -> str:
     key = params.key
     if key.endswith(("/", ".tar.gz", ".tgz")):
         return key
-    request = {"Bucket": params.bucket, "Key": key}
+    request: HeadObjectRequestTypeDef = {"Bucket": params.bucket, "Key": key}
     if params.version_id:
         request["VersionId"] = params.version_id
     try:
@@ -288,7 +291,7 @@ def describe_result(params: S3Result, settings: S3Settings) -> ResultDescription
         raise DownloadError(describe_client_error(exc, params.bucket, params.key)) from exc
 
 
-def _describe(client: Any, params: S3Result, settings: S3Settings) -> ResultDescription:
+def _describe(client: S3Client, params: S3Result, settings: S3Settings) -> ResultDescription:
     lifetime = settings.url_lifetime
     expires = datetime.now(timezone.utc) + timedelta(seconds=lifetime)
     if params.size is None and params.manifest is None:  # written by another tool

@@ -58,10 +58,10 @@ def _read(entry: pc.TreeEntry) -> tuple[bytes, str]:
     return data, pc.sha256_b64(hashlib.sha256(data).digest())
 
 
-def _contents(source: Path, compress: bool) -> list[tuple[str, bytes | None, str | None]]:
+def _contents(tree: pc.ScannedResult) -> list[tuple[str, bytes | None, str | None]]:
     # (path, bytes, SHA-256) of the archive, or of the result row, each file and empty directory
-    entries = pc.scan_tree(source, follow_links=not compress)
-    if compress:
+    entries = tree.entries
+    if tree.archive:
         summary = pc.write_archive(entries, archive := io.BytesIO())
         return [("", archive.getvalue(), summary.checksum_sha256)]
     files = [(entry.path, *_read(entry)) for entry in entries if entry.kind == "file"]
@@ -73,16 +73,16 @@ def publish(
     spec: pc.ValidatedSpec, source: Path, context: pc.PublishContext, settings: SqliteSettings
 ) -> pc.PublishedResult:
     """Store the result under its key in one transaction, never replacing a key."""
-    key = pc.render_key(spec.params.key, context, compress=spec.params.compress)
+    scan = pc.scan_result(spec.params.key, source, context, archive=spec.params.compress)
     with closing(sqlite3.connect(settings.database)) as db:
         db.execute(SCHEMA)
         try:
             with db:  # one transaction: committed at the end, rolled back on any failure
-                rows = [(key, *row) for row in _contents(source, spec.params.compress)]
+                rows = [(scan.key, *row) for row in _contents(scan)]
                 db.executemany("INSERT INTO files VALUES (?, ?, ?, ?)", rows)
         except sqlite3.IntegrityError:
-            raise pc.PublishError(f"{key!r} already exists in {settings.database}") from None
-    result = SqliteResult(str(settings.database.resolve()), key, rows[0][3])
+            raise pc.PublishError(f"{scan.key!r} already exists in {settings.database}") from None
+    result = SqliteResult(str(settings.database.resolve()), scan.key, rows[0][3])
     return pc.PublishedResult(type="sqlite", params=pc.unstructure_params(result))
 
 

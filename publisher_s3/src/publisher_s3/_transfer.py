@@ -1,37 +1,70 @@
-"""Object requests of a publish: PutObject and multipart uploads, each key recorded first.
+"""Transfer primitives: requests that create objects, part sizes, checksums, running work.
 
-Every request that may create an object is announced to the clean-up log before it is
-sent (see ``_cleanup``); bodies carry their own checksum (SHA-256 for objects, CRC32 for
-parts), which the store verifies where it can.
+What both modes (``_directory``, ``_archive``) build on, and what no mode decides:
+
+- PutObject (:func:`put_object`) and multipart uploads (:class:`Multipart`), each key
+  announced to the clean-up log before its request (see ``_cleanup``); bodies carry
+  their own checksum (SHA-256 for objects, CRC32 for parts), which the store verifies
+  where it can.
+- The part-size policy: :func:`part_size_for` a file of known size,
+  :func:`streamed_part_size` a stream of unknown size; both fit S3's 10,000 parts.
+- Running work: :class:`BoundedPool`, which stops at the first failure, and
+  :func:`off_main_thread`. An interrupt (Ctrl-C, SIGTERM) is raised by Python in the
+  main thread, wherever it is. Work run off the main thread is never there, so an
+  interrupt never lands inside a request (whose effect the clean-up would then not
+  know) or inside ISA-L's compressor queues (which it could leave waiting forever for
+  a lost block); the interrupted caller waits :func:`grace_after` it for the requests
+  in flight.
 """
 
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import hashlib
 import logging
-from collections.abc import Mapping
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from isal import isal_zlib
 
 from publisher_core import PublishError, sha256_b64
 
-from ._cleanup import WriteLog, started_now, uploads_of
+from ._cleanup import CleanupLog, started_now, uploads_of
 from ._client import attempts_of, describe_client_error, error_code
 from ._spec import MIB
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        CompleteMultipartUploadOutputTypeDef,
+        CompleteMultipartUploadRequestTypeDef,
+        HeadObjectOutputTypeDef,
+        PutObjectOutputTypeDef,
+    )
+
 __all__ = [
+    "INTERRUPT_GRACE",
     "MAX_PARTS",
     "MAX_PART_SIZE",
+    "BoundedPool",
     "Multipart",
+    "Stopped",
+    "grace_after",
+    "off_main_thread",
     "part_size_for",
     "put_object",
     "sha256_of",
+    "streamed_part_size",
     "version_of",
 ]
 
 _log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_PARTS = 10_000
 MAX_PART_SIZE = 5 * 1024 * MIB
@@ -41,6 +74,15 @@ def part_size_for(size: int, part_size: int) -> int:
     """The part size for a file of ``size`` bytes: the setting, grown to fit 10,000 parts."""
     needed = -(-size // MAX_PARTS)
     return min(MAX_PART_SIZE, max(part_size, -(-needed // MIB) * MIB))
+
+
+def streamed_part_size(part_size: int, parts_sent: int) -> int:
+    """The size of the next part of a stream of unknown size, ``parts_sent`` parts in.
+
+    Parts grow by one ``part_size`` every 1,000 parts, so a stream of any size fits
+    S3's 10,000-part limit.
+    """
+    return min(MAX_PART_SIZE, part_size * (1 + parts_sent // 1000))
 
 
 def sha256_of(data: bytes | bytearray | memoryview) -> str:
@@ -53,7 +95,7 @@ def _crc32(data: bytes) -> str:
     return base64.b64encode(isal_zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
 
 
-def version_of(reply: dict[str, Any]) -> str | None:
+def version_of(reply: Mapping[str, object]) -> str | None:
     """The version a write created: none where the bucket does not version objects.
 
     Stores answer ``null`` for an object written while versioning is off or suspended;
@@ -64,8 +106,8 @@ def version_of(reply: dict[str, Any]) -> str | None:
 
 
 def put_object(
-    client: Any,
-    log: WriteLog,
+    client: S3Client,
+    log: CleanupLog,
     bucket: str,
     key: str,
     data: bytes,
@@ -85,6 +127,7 @@ def put_object(
     if create_only:
         request["IfNoneMatch"] = "*"
     log.writing(key)
+    reply: PutObjectOutputTypeDef | HeadObjectOutputTypeDef | None
     try:
         reply = client.put_object(
             **request,
@@ -106,8 +149,8 @@ def put_object(
 
 
 def _put_before(
-    client: Any, log: WriteLog, bucket: str, key: str, data: bytes, exc: BaseException
-) -> dict[str, Any] | None:
+    client: S3Client, log: CleanupLog, bucket: str, key: str, data: bytes, exc: BaseException
+) -> HeadObjectOutputTypeDef | None:
     """The object, if ``exc`` is a 412 because an earlier attempt of this PutObject stored it.
 
     A conditional PutObject whose reply was lost is retried, and the retry finds the
@@ -117,7 +160,7 @@ def _put_before(
     if (attempts_of(exc) or 1) < 2 or error_code(exc) != "PreconditionFailed":
         return None
     try:
-        head: dict[str, Any] = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except Exception:
         return None
     md5 = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
@@ -133,8 +176,8 @@ class Multipart:
 
     def __init__(
         self,
-        client: Any,
-        log: WriteLog,
+        client: S3Client,
+        log: CleanupLog,
         bucket: str,
         key: str,
         content_type: str,
@@ -207,20 +250,23 @@ class Multipart:
 
     def complete(self) -> str | None:
         """Complete the upload from its parts; return the version it created."""
-        parts = [
+        parts: list[CompletedPartTypeDef] = [
             {"PartNumber": n, "ETag": self.parts[n][0], "ChecksumCRC32": self.parts[n][1]}
             for n in sorted(self.parts)
         ]
+        request: CompleteMultipartUploadRequestTypeDef = {
+            "Bucket": self.bucket,
+            "Key": self.key,
+            "UploadId": self.upload_id,
+            "MultipartUpload": {"Parts": parts},
+        }
+        if self.create_only:
+            request["IfNoneMatch"] = "*"
         self.log.writing(self.key)
         self.log.completing(self.upload_id)
+        reply: CompleteMultipartUploadOutputTypeDef | HeadObjectOutputTypeDef | None
         try:
-            reply = self.client.complete_multipart_upload(
-                **({"IfNoneMatch": "*"} if self.create_only else {}),
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            reply = self.client.complete_multipart_upload(**request)
         except BaseException as exc:
             reply = self._completed_before(exc)
             if reply is None:
@@ -231,7 +277,7 @@ class Multipart:
         self.log.written(self.key, version)
         return version
 
-    def _completed_before(self, exc: BaseException) -> dict[str, Any] | None:
+    def _completed_before(self, exc: BaseException) -> HeadObjectOutputTypeDef | None:
         """The object, if ``exc`` says an earlier attempt of this Complete made it.
 
         A lost CompleteMultipartUpload reply is retried; the store has by then turned the
@@ -254,10 +300,117 @@ class Multipart:
             return None
         expected = f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(self.parts)}"'
         try:
-            head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=self.key)
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key)
         except ClientError:
             return None
         if head.get("ETag") != expected or head["LastModified"] < self.started:
             return None
         _log.debug("s3://%s/%s was completed by a lost attempt", self.bucket, self.key)
         return head
+
+
+INTERRUPT_GRACE = 5.0
+"""Seconds an interrupted publish waits for its requests in flight before cleaning up."""
+
+
+def grace_after(exc: BaseException) -> float | None:
+    """How long to wait for running tasks after ``exc``: bounded after an interrupt."""
+    return None if isinstance(exc, Exception) else INTERRUPT_GRACE
+
+
+class Stopped(Exception):
+    """Another task failed first; this one stops without an error of its own."""
+
+
+def off_main_thread(work: Callable[[], T], stop: Callable[[], None], name: str) -> T:
+    """Run ``work`` in a thread and wait for it; the result, or the first failure.
+
+    An interrupt while waiting calls ``stop`` and waits up to ``INTERRUPT_GRACE``
+    seconds for ``work`` to end (its requests in flight return, so what they created is
+    in the clean-up log), then re-raises. The thread is a daemon: one stuck in a request
+    past the grace period does not keep the process alive.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # handed to the waiting thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    # An Event, not Thread.join: on Python 3.11 an interrupt raised inside join() can
+    # leave the thread marked as finished while it still runs; clean-up then raced the
+    # request in flight (the signal test on Ceph left the archive in 1 run of 2).
+    threading.Thread(target=target, name=name, daemon=True).start()
+    try:
+        while not done.wait(0.5):  # interruptible: a signal's exception is raised here
+            pass
+    except BaseException:
+        stop()
+        if not done.wait(INTERRUPT_GRACE):
+            _log.debug("%s still has a request in flight; cleaning up anyway", name)
+        raise
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+class BoundedPool:
+    """A thread pool that blocks the producer once ``limit`` tasks are pending.
+
+    The first failure is kept and ``stop`` is set, so producers and running tasks end
+    early instead of uploading the rest of a result that will be removed anyway.
+    """
+
+    def __init__(self, workers: int, limit: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publisher-s3")
+        self.slots = threading.BoundedSemaphore(limit)
+        self.futures: list[Future[Any]] = []
+        self.failure: BaseException | None = None
+        self.stop = threading.Event()
+
+    def _done(self, future: Future[Any]) -> None:
+        if not future.cancelled():
+            error = future.exception()
+            if error is not None and not isinstance(error, Stopped) and self.failure is None:
+                self.failure = error
+                self.stop.set()
+        self.slots.release()
+
+    def submit(self, task: Callable[[], Any]) -> None:
+        """Run ``task``, waiting for a free slot; re-raise an earlier task's failure first."""
+        self.slots.acquire()
+        if self.failure is not None or self.stop.is_set():
+            self.slots.release()
+            raise self.failure or Stopped()
+        future = self.pool.submit(task)
+        future.add_done_callback(self._done)
+        self.futures.append(future)
+
+    def fail(self, error: BaseException) -> None:
+        """Record a failure from outside the pool (a helper process): stop the rest."""
+        if self.failure is None:
+            self.failure = error
+        self.stop.set()
+
+    def results(self) -> list[Any]:
+        """Wait for every task; raise the first real failure."""
+        for future in self.futures:
+            future.exception()  # wait
+        if self.failure is not None:
+            raise self.failure
+        return [f.result() for f in self.futures]
+
+    def close(self, *, cancel: bool, timeout: float | None = None) -> None:
+        """Shut down; with ``cancel`` drop queued tasks and tell running ones to stop.
+
+        Waits for the tasks still running, at most ``timeout`` seconds if given.
+        """
+        if cancel:
+            self.stop.set()
+        self.pool.shutdown(wait=False, cancel_futures=cancel)
+        concurrent.futures.wait(self.futures, timeout=timeout)

@@ -1,0 +1,273 @@
+"""Directory mode: every file of a result as its own object under the key, then the manifest.
+
+Each file goes up as ``KEY + path`` (:class:`FileUploads`), from a thread pool sharing
+one client, with a bounded number of files in flight; a file smaller than one part is
+one PutObject, a larger one a multipart upload. Many small files are shared with helper
+processes (``_helpers``), which upload their shares the same way. The manifest is
+written last, so a reader never takes an incomplete result for one
+(:class:`DirectoryUpload`). The first failure stops the rest, and everything written is
+removed (``_outcome.abandon``).
+
+The work runs off the main thread (``_transfer.off_main_thread``): an interrupt asks it
+to stop, waits up to ``INTERRUPT_GRACE`` seconds for the requests in flight to return
+(so that clean-up knows everything they created), then cleans up and re-raises.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import mimetypes
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from publisher_core import (
+    Manifest,
+    ManifestFile,
+    PublishError,
+    TreeEntry,
+    empty_directories,
+    manifest_key,
+    open_entry,
+    sha256_b64,
+)
+
+from ._cleanup import CleanupLog, WriteLog
+from ._client import describe_client_error
+from ._helpers import Helper, helper_count, helper_job
+from ._outcome import UploadOutcome, abandon
+from ._overwrite import overwrite_policy
+from ._spec import S3Settings
+from ._transfer import (
+    BoundedPool,
+    Multipart,
+    Stopped,
+    grace_after,
+    off_main_thread,
+    part_size_for,
+    put_object,
+    sha256_of,
+)
+
+if TYPE_CHECKING:
+    from botocore.session import Session
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["DirectoryUpload", "FileUploads"]
+
+_log = logging.getLogger(__name__)
+
+
+class FileUploads:
+    """Files uploaded as ``key + path`` from a bounded thread pool; the first failure stops all.
+
+    Every request is reported to ``log``: the publish's own clean-up log, or in a helper
+    process one that forwards to its parent's. ``arguments`` go on every PutObject and
+    CreateMultipartUpload.
+    """
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        settings: S3Settings,
+        *,
+        arguments: Mapping[str, Any],
+        log: CleanupLog,
+    ) -> None:
+        self.client, self.bucket, self.key, self.settings = client, bucket, key, settings
+        self.arguments = arguments
+        self.log = log
+        workers = settings.concurrency
+        self.pool = BoundedPool(workers, limit=2 * workers)
+
+    def _file(self, entry: TreeEntry) -> ManifestFile:
+        key = self.key + entry.path
+        try:
+            return self._upload_file(entry, key)
+        except (Stopped, PublishError):
+            raise
+        except Exception as exc:  # name the object that failed, not just the prefix
+            raise PublishError(describe_client_error(exc, self.bucket, key)) from exc
+
+    def _upload_file(self, entry: TreeEntry, key: str) -> ManifestFile:
+        if self.pool.stop.is_set():
+            raise Stopped
+        content_type = mimetypes.guess_type(entry.path)[0] or "application/octet-stream"
+        part_size = part_size_for(entry.size, self.settings.part_size)
+        digest = hashlib.sha256()
+        size = 0
+        version: str | None
+        with open_entry(entry) as handle:
+            chunk: bytes | None = handle.read(part_size)
+            assert chunk is not None
+            if len(chunk) < part_size:
+                version = put_object(
+                    self.client,
+                    self.log,
+                    self.bucket,
+                    key,
+                    chunk,
+                    content_type,
+                    arguments=self.arguments,
+                )
+                digest.update(chunk)
+                size = len(chunk)
+            else:
+                upload = Multipart(
+                    self.client,
+                    self.log,
+                    self.bucket,
+                    key,
+                    content_type,
+                    arguments=self.arguments,
+                )
+                number = 1
+                while chunk:
+                    if self.pool.stop.is_set():
+                        raise Stopped
+                    digest.update(chunk)
+                    size += len(chunk)
+                    upload.upload(number, chunk)
+                    number += 1
+                    chunk = None  # let the sent part go before reading the next
+                    chunk = handle.read(part_size)
+                version = upload.complete()
+        if size != entry.size:
+            raise PublishError(
+                f"{entry.path}: changed size while publishing; nothing was published"
+            )
+        return ManifestFile(
+            path=entry.path,
+            size=size,
+            checksum_sha256=sha256_b64(digest.digest()),
+            version_id=version,
+        )
+
+    def upload(self, files: list[TreeEntry]) -> list[ManifestFile]:
+        """Upload ``files`` from the thread pool; the first failure stops the rest."""
+        for entry in files:
+            self.pool.submit(functools.partial(self._file, entry))
+        done: list[ManifestFile] = self.pool.results()
+        self.pool.close(cancel=False)
+        return done
+
+
+class DirectoryUpload:
+    """Directory mode: every file under ``key``, then the manifest, or nothing at all.
+
+    Many small files are shared with helper processes (see ``_helpers``), which sign
+    with the credentials of ``session`` (the one ``client`` was made from; without it
+    they take the default chain). ``arguments`` go on every PutObject and
+    CreateMultipartUpload, the manifest's and the helpers' included;
+    ``expected_bucket_owner`` is what the client was told to send (helpers tell theirs).
+    ``overwrite`` chooses what happens to an earlier result at the key (``_overwrite``).
+    """
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        settings: S3Settings,
+        *,
+        arguments: Mapping[str, Any],
+        expected_bucket_owner: str | None = None,
+        session: Session | None = None,
+        overwrite: bool = True,
+    ) -> None:
+        self.client, self.bucket, self.key, self.settings = client, bucket, key, settings
+        self.arguments = arguments
+        self.overwrite = overwrite
+        self.expected_bucket_owner = expected_bucket_owner  # passed on to helper processes
+        self.session = session  # its credentials are passed on to helper processes
+        self.log = WriteLog(client, bucket)
+        self.files = FileUploads(client, bucket, key, settings, arguments=arguments, log=self.log)
+        self.pool = self.files.pool
+
+    def _start_helpers(self, files: list[TreeEntry], helpers: list[Helper]) -> list[TreeEntry]:
+        """Start helper processes for shares of the small files; return what stays here.
+
+        Each helper is added to ``helpers`` as it starts, so a failure part-way still
+        stops the ones already running.
+        """
+        small = [e for e in files if e.size < self.settings.part_size]
+        count = helper_count(len(small), self.settings.processes)
+        if count == 0:
+            return files
+        shares = count + 1
+        job = helper_job(
+            self.client,
+            self.session,
+            self.bucket,
+            self.key,
+            self.settings,
+            arguments=self.arguments,
+            expected_bucket_owner=self.expected_bucket_owner,
+        )
+        _log.debug("directory upload: %d helper processes for %d small files", count, len(small))
+        kept = small[0::shares]
+        for share in range(1, shares):
+            if self.pool.stop.is_set():
+                raise Stopped
+            try:
+                helpers.append(Helper(job, small[share::shares], self.log, self.pool.fail))
+            except OSError as exc:  # no interpreter to start: this process does that share
+                _log.debug("helper process could not start (%s); uploading here", exc)
+                kept += small[share::shares]
+        return kept + [e for e in files if e.size >= self.settings.part_size]
+
+    def run(self, entries: list[TreeEntry]) -> UploadOutcome:
+        """Upload the files concurrently, then the manifest; clean up on any failure."""
+        _log.debug(
+            "directory upload to s3://%s/%s with %d workers",
+            self.bucket,
+            self.key,
+            self.settings.concurrency,
+        )
+        helpers: list[Helper] = []
+        try:
+            return off_main_thread(
+                lambda: self._upload(entries, helpers), self.pool.stop.set, "publisher-s3-directory"
+            )
+        except BaseException as exc:
+            self.pool.close(cancel=True, timeout=grace_after(exc))
+            for helper in list(helpers):
+                helper.stop()  # everything a helper reported is in the log before clean-up
+            abandon(exc, self.log, self.bucket, self.key)
+
+    def _upload(self, entries: list[TreeEntry], helpers: list[Helper]) -> UploadOutcome:
+        policy = overwrite_policy(
+            self.overwrite, self.client, self.log, self.bucket, self.key, self.arguments
+        )
+        policy.before()
+        files = [e for e in entries if e.kind == "file"]
+        kept = self._start_helpers(files, helpers)
+        done = self.files.upload(kept)
+        for helper in helpers:
+            done += helper.finish()
+        if self.pool.stop.is_set():
+            raise Stopped
+        manifest = Manifest.build(done, empty_directories(entries))
+        data = manifest.to_bytes()
+        where = manifest_key(self.key)
+        version = put_object(
+            self.client,
+            self.log,
+            self.bucket,
+            where,
+            data,
+            "application/json",
+            arguments=self.arguments,
+            create_only=policy.create_only,
+        )
+        policy.after({self.key + f.path for f in done})
+        return UploadOutcome(
+            size=manifest.total_size,
+            checksum_sha256=sha256_of(data),
+            version_id=version,
+            files=len(done),
+            manifest_key=where,
+        )
