@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from publisher_core import (
     PublishError,
     PublishPlan,
     ResultDescription,
+    RetryPolicy,
     ScannedResult,
     ValidatedSpec,
     hookimpl,
@@ -45,8 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["describe_result", "plan_publish", "publish", "publisher_info", "validate_spec"]
 
 _log = logging.getLogger(__name__)
-_READ_BACKOFF = 0.25  # seconds, doubled per attempt with full jitter
-_READ_BACKOFF_CAP = 5.0
+_MANIFEST_BACKOFF = RetryPolicy(base=0.5, cap=5.0)  # full jitter, 0.5 s doubling to 5 s
 
 
 @hookimpl
@@ -225,8 +224,7 @@ def _manifest(client: S3Client, params: S3Result, attempts: int) -> Manifest:
             failure = exc
         _log.debug("reading manifest %s failed (%s)", where, failure)
         if attempt < attempts:
-            jitter = random.random()  # noqa: S311 - backoff jitter, not a secret
-            time.sleep(min(_READ_BACKOFF_CAP, _READ_BACKOFF * 2**attempt) * jitter)
+            time.sleep(_MANIFEST_BACKOFF.delay(attempt))
     if isinstance(failure, IntegrityError):
         raise IntegrityError(f"{failure} (read {attempts} times)") from None
     text = " ".join(str(failure).split())
