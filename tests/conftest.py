@@ -17,7 +17,7 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-pytest_plugins = ["tests.s3_servers", "tests.fault_table"]
+pytest_plugins = ["tests.s3_servers", "tests.fault_table", "tests.downloads"]
 
 PLUGINS = Path(__file__).parent / "plugins"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -80,10 +80,10 @@ def test_a_failed_overwrite_in_a_versioned_bucket_leaves_the_earlier_result_late
     old = publish(spec, _tree(tmp_path / "old", OLD))
     put_object = _transfer.put_object
 
-    def failing(client: Any, log: Any, bucket: str, key: str, *args: Any, **kw: Any) -> Any:
+    def failing(to: Any, log: Any, key: str, *args: Any, **kw: Any) -> Any:
         if key.endswith(".manifest.json"):
             raise PublishError("injected: the manifest could not be written")
-        return put_object(client, log, bucket, key, *args, **kw)
+        return put_object(to, log, key, *args, **kw)
 
     monkeypatch.setattr(_directory, "put_object", failing)
     with pytest.raises(PublishError, match="injected"):
@@ -320,8 +320,8 @@ def test_a_store_that_ignores_conditional_writes(
     assert _got(result, tmp_path / "got") == NEW
     if versioned:  # an older claim version (another publish's) wins
         s3.client().put_object(Bucket=bucket, Key="runs/two.tar.gz.claim", Body=b"{}")
-        racing = _overwrite.Claim(
-            s3.client(), WriteLog(s3.client(), bucket), bucket, "runs/two.tar.gz", {}
-        )
+        client = s3.client()
+        to = _transfer.Destination(client, bucket)
+        racing = _overwrite.Claim(to, WriteLog(client, bucket), "runs/two.tar.gz")
         with pytest.raises(PublishError, match="claimed it first"):
             racing._claim()

@@ -4,7 +4,7 @@ tar -> gzip (ISA-L, blocks compressed in parallel) -> parts: a small archive is 
 PutObject, a large one a multipart upload whose parts go up while compression
 continues. Memory stays bounded by the part size times the parts in flight; nothing is
 staged on disk. The first failure stops the rest, and everything written is removed
-(``_outcome.abandon``).
+(``_upload.abandon``).
 
 The work runs off the main thread (``_transfer.off_main_thread``): an interrupt stops
 the compressor between writes, waits up to ``INTERRUPT_GRACE`` seconds for the parts in
@@ -17,17 +17,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from isal import igzip_threaded
 
 from publisher_core import ArchiveSummary, BinarySink, GzipStream, TreeEntry, write_archive
 
 from ._cleanup import WriteLog
-from ._outcome import UploadOutcome, abandon
 from ._overwrite import overwrite_policy
-from ._spec import S3Settings
 from ._transfer import (
     BoundedPool,
     Multipart,
@@ -37,9 +33,7 @@ from ._transfer import (
     put_object,
     streamed_part_size,
 )
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+from ._upload import UploadOutcome, UploadRequest, abandon
 
 __all__ = ["ARCHIVE_CONTENT_TYPE", "ArchiveUpload"]
 
@@ -58,20 +52,12 @@ class _PartSink:
     requests.
     """
 
-    def __init__(
-        self,
-        client: S3Client,
-        bucket: str,
-        key: str,
-        settings: S3Settings,
-        arguments: Mapping[str, Any],
-        content_type: str,
-    ) -> None:
-        self.client, self.bucket, self.key = client, bucket, key
-        self.arguments, self.content_type = arguments, content_type
+    def __init__(self, request: UploadRequest, content_type: str) -> None:
+        self.to, self.key, self.content_type = request.to, request.key, content_type
         self.create_only = False  # set by the overwrite policy before the first write
+        settings = request.settings
         self.base_part_size = settings.part_size
-        self.log = WriteLog(client, bucket)
+        self.log = request.new_log()
         self.buffer: list[bytes] = []  # joined once per part: one copy of every byte
         self.buffered = 0
         self.multipart: Multipart | None = None
@@ -108,13 +94,7 @@ class _PartSink:
     def _send(self, part: bytes) -> None:
         if self.multipart is None:
             self.multipart = Multipart(
-                self.client,
-                self.log,
-                self.bucket,
-                self.key,
-                self.content_type,
-                arguments=self.arguments,
-                create_only=self.create_only,
+                self.to, self.log, self.key, self.content_type, create_only=self.create_only
             )
         self.number += 1
         upload, number = self.multipart, self.number
@@ -122,15 +102,9 @@ class _PartSink:
 
     def finish(self) -> str | None:
         if self.multipart is None:  # small: one PutObject, checked by the server where it can
+            data = b"".join(self.buffer)
             return put_object(
-                self.client,
-                self.log,
-                self.bucket,
-                self.key,
-                b"".join(self.buffer),
-                self.content_type,
-                arguments=self.arguments,
-                create_only=self.create_only,
+                self.to, self.log, self.key, data, self.content_type, create_only=self.create_only
             )
         if self.buffered:
             self._send(b"".join(self.buffer))
@@ -162,26 +136,14 @@ class _Cancellable:
 class ArchiveUpload:
     """Archive mode: one ``.tar.gz`` object streamed from the tree, or nothing at all.
 
-    ``overwrite`` chooses what happens to an earlier result at the key (``_overwrite``).
+    ``content_type`` is the archive's (default ``application/gzip``).
     """
 
-    def __init__(
-        self,
-        client: S3Client,
-        bucket: str,
-        key: str,
-        settings: S3Settings,
-        *,
-        arguments: Mapping[str, Any],
-        content_type: str | None = None,
-        overwrite: bool = True,
-    ) -> None:
-        self.sink = _PartSink(
-            client, bucket, key, settings, arguments, content_type or ARCHIVE_CONTENT_TYPE
-        )
-        self.policy = overwrite_policy(overwrite, client, self.sink.log, bucket, key, arguments)
+    def __init__(self, request: UploadRequest, content_type: str | None = None) -> None:
+        self.sink = _PartSink(request, content_type or ARCHIVE_CONTENT_TYPE)
+        self.policy = overwrite_policy(request.overwrite, request.to, self.sink.log, request.key)
         self.sink.create_only = self.policy.create_only
-        self.settings = settings
+        self.settings = request.settings
         self.stream: GzipStream | None = None
         self.cancelled = threading.Event()
 
@@ -223,7 +185,7 @@ class ArchiveUpload:
 
     def run(self, entries: list[TreeEntry]) -> UploadOutcome:
         """Stream the archive up; abort and remove everything on any failure."""
-        _log.debug("archive upload to s3://%s/%s", self.sink.bucket, self.sink.key)
+        _log.debug("archive upload to %s", self.sink.to.url(self.sink.key))
         try:
             summary, version = off_main_thread(
                 lambda: self._stream(entries), self._stop, "publisher-s3-archive"
@@ -231,7 +193,7 @@ class ArchiveUpload:
         except BaseException as exc:
             self._stop()
             self.sink.pool.close(cancel=True, timeout=grace_after(exc))
-            abandon(exc, self.log, self.sink.bucket, self.sink.key)
+            abandon(exc, self.log, self.sink.to.bucket, self.sink.key)
         return UploadOutcome(
             size=summary.size,
             checksum_sha256=summary.checksum_sha256,

@@ -6,7 +6,7 @@ one PutObject, a larger one a multipart upload. Many small files are shared with
 processes (``_helpers``), which upload their shares the same way. The manifest is
 written last, so a reader never takes an incomplete result for one
 (:class:`DirectoryUpload`). The first failure stops the rest, and everything written is
-removed (``_outcome.abandon``).
+removed (``_upload.abandon``).
 
 The work runs off the main thread (``_transfer.off_main_thread``): an interrupt asks it
 to stop, waits up to ``INTERRUPT_GRACE`` seconds for the requests in flight to return
@@ -19,8 +19,7 @@ import functools
 import hashlib
 import logging
 import mimetypes
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from publisher_core import (
     Manifest,
@@ -33,14 +32,14 @@ from publisher_core import (
     sha256_b64,
 )
 
-from ._cleanup import CleanupLog, WriteLog
+from ._cleanup import CleanupLog
 from ._client import describe_client_error
 from ._helpers import Helper, helper_count, helper_job
-from ._outcome import UploadOutcome, abandon
 from ._overwrite import overwrite_policy
 from ._spec import S3Settings
 from ._transfer import (
     BoundedPool,
+    Destination,
     Multipart,
     Stopped,
     grace_after,
@@ -49,10 +48,10 @@ from ._transfer import (
     put_object,
     sha256_of,
 )
+from ._upload import UploadOutcome, UploadRequest, abandon
 
 if TYPE_CHECKING:
     from botocore.session import Session
-    from mypy_boto3_s3 import S3Client
 
 __all__ = ["DirectoryUpload", "FileUploads"]
 
@@ -63,23 +62,11 @@ class FileUploads:
     """Files uploaded as ``key + path`` from a bounded thread pool; the first failure stops all.
 
     Every request is reported to ``log``: the publish's own clean-up log, or in a helper
-    process one that forwards to its parent's. ``arguments`` go on every PutObject and
-    CreateMultipartUpload.
+    process one that forwards to its parent's.
     """
 
-    def __init__(
-        self,
-        client: S3Client,
-        bucket: str,
-        key: str,
-        settings: S3Settings,
-        *,
-        arguments: Mapping[str, Any],
-        log: CleanupLog,
-    ) -> None:
-        self.client, self.bucket, self.key, self.settings = client, bucket, key, settings
-        self.arguments = arguments
-        self.log = log
+    def __init__(self, to: Destination, log: CleanupLog, key: str, settings: S3Settings) -> None:
+        self.to, self.log, self.key, self.settings = to, log, key, settings
         workers = settings.concurrency
         self.pool = BoundedPool(workers, limit=2 * workers)
 
@@ -90,7 +77,7 @@ class FileUploads:
         except (Stopped, PublishError):
             raise
         except Exception as exc:  # name the object that failed, not just the prefix
-            raise PublishError(describe_client_error(exc, self.bucket, key)) from exc
+            raise PublishError(describe_client_error(exc, self.to.bucket, key)) from exc
 
     def _upload_file(self, entry: TreeEntry, key: str) -> ManifestFile:
         if self.pool.stop.is_set():
@@ -104,26 +91,11 @@ class FileUploads:
             chunk: bytes | None = handle.read(part_size)
             assert chunk is not None
             if len(chunk) < part_size:
-                version = put_object(
-                    self.client,
-                    self.log,
-                    self.bucket,
-                    key,
-                    chunk,
-                    content_type,
-                    arguments=self.arguments,
-                )
+                version = put_object(self.to, self.log, key, chunk, content_type)
                 digest.update(chunk)
                 size = len(chunk)
             else:
-                upload = Multipart(
-                    self.client,
-                    self.log,
-                    self.bucket,
-                    key,
-                    content_type,
-                    arguments=self.arguments,
-                )
+                upload = Multipart(self.to, self.log, key, content_type)
                 number = 1
                 while chunk:
                     if self.pool.stop.is_set():
@@ -159,32 +131,24 @@ class DirectoryUpload:
     """Directory mode: every file under ``key``, then the manifest, or nothing at all.
 
     Many small files are shared with helper processes (see ``_helpers``), which sign
-    with the credentials of ``session`` (the one ``client`` was made from; without it
-    they take the default chain). ``arguments`` go on every PutObject and
-    CreateMultipartUpload, the manifest's and the helpers' included;
+    with the credentials of ``session`` (the one the destination's client was made from;
+    without it they take the default chain) and write with the same object attributes;
     ``expected_bucket_owner`` is what the client was told to send (helpers tell theirs).
-    ``overwrite`` chooses what happens to an earlier result at the key (``_overwrite``).
     """
 
     def __init__(
         self,
-        client: S3Client,
-        bucket: str,
-        key: str,
-        settings: S3Settings,
+        request: UploadRequest,
         *,
-        arguments: Mapping[str, Any],
         expected_bucket_owner: str | None = None,
         session: Session | None = None,
-        overwrite: bool = True,
     ) -> None:
-        self.client, self.bucket, self.key, self.settings = client, bucket, key, settings
-        self.arguments = arguments
-        self.overwrite = overwrite
+        self.to, self.key, self.settings = request.to, request.key, request.settings
+        self.overwrite = request.overwrite
         self.expected_bucket_owner = expected_bucket_owner  # passed on to helper processes
         self.session = session  # its credentials are passed on to helper processes
-        self.log = WriteLog(client, bucket)
-        self.files = FileUploads(client, bucket, key, settings, arguments=arguments, log=self.log)
+        self.log = request.new_log()
+        self.files = FileUploads(self.to, self.log, self.key, self.settings)
         self.pool = self.files.pool
 
     def _start_helpers(self, files: list[TreeEntry], helpers: list[Helper]) -> list[TreeEntry]:
@@ -198,15 +162,7 @@ class DirectoryUpload:
         if count == 0:
             return files
         shares = count + 1
-        job = helper_job(
-            self.client,
-            self.session,
-            self.bucket,
-            self.key,
-            self.settings,
-            arguments=self.arguments,
-            expected_bucket_owner=self.expected_bucket_owner,
-        )
+        job = helper_job(self.to, self.session, self.key, self.settings, self.expected_bucket_owner)
         _log.debug("directory upload: %d helper processes for %d small files", count, len(small))
         kept = small[0::shares]
         for share in range(1, shares):
@@ -222,9 +178,8 @@ class DirectoryUpload:
     def run(self, entries: list[TreeEntry]) -> UploadOutcome:
         """Upload the files concurrently, then the manifest; clean up on any failure."""
         _log.debug(
-            "directory upload to s3://%s/%s with %d workers",
-            self.bucket,
-            self.key,
+            "directory upload to %s with %d workers",
+            self.to.url(self.key),
             self.settings.concurrency,
         )
         helpers: list[Helper] = []
@@ -236,12 +191,10 @@ class DirectoryUpload:
             self.pool.close(cancel=True, timeout=grace_after(exc))
             for helper in list(helpers):
                 helper.stop()  # everything a helper reported is in the log before clean-up
-            abandon(exc, self.log, self.bucket, self.key)
+            abandon(exc, self.log, self.to.bucket, self.key)
 
     def _upload(self, entries: list[TreeEntry], helpers: list[Helper]) -> UploadOutcome:
-        policy = overwrite_policy(
-            self.overwrite, self.client, self.log, self.bucket, self.key, self.arguments
-        )
+        policy = overwrite_policy(self.overwrite, self.to, self.log, self.key)
         policy.before()
         files = [e for e in entries if e.kind == "file"]
         kept = self._start_helpers(files, helpers)
@@ -254,14 +207,7 @@ class DirectoryUpload:
         data = manifest.to_bytes()
         where = manifest_key(self.key)
         version = put_object(
-            self.client,
-            self.log,
-            self.bucket,
-            where,
-            data,
-            "application/json",
-            arguments=self.arguments,
-            create_only=policy.create_only,
+            self.to, self.log, where, data, "application/json", create_only=policy.create_only
         )
         policy.after({self.key + f.path for f in done})
         return UploadOutcome(

@@ -112,7 +112,7 @@ def main() -> int:
     from ._client import describe_client_error, make_client
     from ._directory import FileUploads
     from ._spec import S3Settings
-    from ._transfer import Stopped
+    from ._transfer import Destination, Stopped
 
     out = os.dup(1)
     os.dup2(2, 1)  # nothing but our reports on the pipe
@@ -135,9 +135,8 @@ def main() -> int:
         owner = job["expected_bucket_owner"]
         if owner:
             expect_bucket_owner(client, owner)
-        uploads = FileUploads(
-            client, job["bucket"], job["key"], settings, arguments=job["arguments"], log=report
-        )
+        to = Destination(client, job["bucket"], job["arguments"])
+        uploads = FileUploads(to, report, job["key"], settings)
 
         def watch() -> None:  # stdin closes when the parent is done or gone
             while os.read(0, 4096):

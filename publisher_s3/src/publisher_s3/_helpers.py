@@ -39,9 +39,9 @@ from ._client import FrozenCredentials, frozen_credentials
 
 if TYPE_CHECKING:
     from botocore.session import Session
-    from mypy_boto3_s3 import S3Client
 
     from ._spec import S3Settings
+    from ._transfer import Destination
 
 __all__ = [
     "FILES_PER_PROCESS",
@@ -91,19 +91,17 @@ class HelperJob(TypedDict):
 
 
 def helper_job(
-    client: S3Client,
+    to: Destination,
     session: Session | None,
-    bucket: str,
     key: str,
     settings: S3Settings,
-    *,
-    arguments: Mapping[str, Any],
     expected_bucket_owner: str | None,
 ) -> HelperJob:
-    """The job of the helpers of an upload through ``client``, made from ``session``.
+    """The job of the helpers of an upload to ``to``, whose client ``session`` made.
 
     Without a session the helpers look for credentials themselves (the default chain).
     """
+    client = to.client
     # Set from Config's options, which botocore's stubs do not declare as attributes.
     s3_options: Mapping[str, Any] | None = getattr(client.meta.config, "s3", None)
     return {
@@ -112,10 +110,10 @@ def helper_job(
         "endpoint": client.meta.endpoint_url,
         "addressing_style": (s3_options or {}).get("addressing_style"),
         "region": client.meta.region_name,
-        "bucket": bucket,
+        "bucket": to.bucket,
         "key": key,
         "settings": attrs.asdict(settings),
-        "arguments": arguments,  # every object carries the result's attributes
+        "arguments": to.arguments,  # every object carries the result's attributes
         "expected_bucket_owner": expected_bucket_owner,
         "credentials": frozen_credentials(session) if session is not None else None,
     }

@@ -36,9 +36,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from publisher_core import (
     MANIFEST_SUFFIX,
@@ -51,7 +51,7 @@ from publisher_core import (
 
 from ._cleanup import CleanupLog
 from ._client import describe_client_error, error_code, is_missing
-from ._transfer import put_object
+from ._transfer import Destination, put_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -112,8 +112,8 @@ class Replace:
     create_only = False
     """Whether the final object is written with ``If-None-Match: *``."""
 
-    def __init__(self, client: S3Client, log: CleanupLog, bucket: str, key: str) -> None:
-        self.client, self.log, self.bucket, self.key = client, log, bucket, key
+    def __init__(self, to: Destination, log: CleanupLog, key: str) -> None:
+        self.client, self.bucket, self.log, self.key = to.client, to.bucket, log, key
         self.earlier: list[str] | None = []  # keys under the prefix; None: could not list
 
     def before(self) -> None:
@@ -199,16 +199,9 @@ class Claim:
     create_only = True
     """Whether the final object is written with ``If-None-Match: *``."""
 
-    def __init__(
-        self,
-        client: S3Client,
-        log: CleanupLog,
-        bucket: str,
-        key: str,
-        arguments: Mapping[str, Any],
-    ) -> None:
-        self.client, self.log, self.bucket, self.key = client, log, bucket, key
-        self.arguments = arguments  # a bucket that requires encryption requires it here too
+    def __init__(self, to: Destination, log: CleanupLog, key: str) -> None:
+        self.client, self.bucket, self.log, self.key = to.client, to.bucket, log, key
+        self.to = to  # the claim carries the result's attributes: a bucket may require them
         self.claim = claim_key(key)
         self.versions: list[str | None] = []
 
@@ -261,16 +254,7 @@ class Claim:
             raise
 
     def _put(self, body: bytes) -> str | None:
-        return put_object(
-            self.client,
-            self.log,
-            self.bucket,
-            self.claim,
-            body,
-            "application/json",
-            arguments=self.arguments,
-            create_only=True,
-        )
+        return put_object(self.to, self.log, self.claim, body, "application/json", create_only=True)
 
     def _claim(self) -> None:
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -338,14 +322,7 @@ class Claim:
 
 
 def overwrite_policy(
-    overwrite: bool,
-    client: S3Client,
-    log: CleanupLog,
-    bucket: str,
-    key: str,
-    arguments: Mapping[str, Any],
+    overwrite: bool, to: Destination, log: CleanupLog, key: str
 ) -> Replace | Claim:
     """The policy for ``Overwrite``: :class:`Replace` (true) or :class:`Claim` (false)."""
-    if overwrite:
-        return Replace(client, log, bucket, key)
-    return Claim(client, log, bucket, key, arguments)
+    return Replace(to, log, key) if overwrite else Claim(to, log, key)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, HeadObjectRequestTypeDef
 
     from ._cleanup import WriteLog
-    from ._outcome import UploadOutcome
+    from ._upload import UploadOutcome
 
 __all__ = ["describe_result", "plan_publish", "publish", "publisher_info", "validate_spec"]
 
@@ -105,7 +105,8 @@ def publish(
 
     from ._archive import ArchiveUpload
     from ._directory import DirectoryUpload
-    from ._outcome import abandon
+    from ._transfer import Destination
+    from ._upload import UploadRequest, abandon
 
     params, scanned = _read(spec, source, context)
     key, entries = scanned.key, scanned.entries
@@ -121,27 +122,14 @@ def publish(
     try:
         if params.expected_bucket_owner:
             expect_bucket_owner(client, params.expected_bucket_owner)
+        to = Destination(client, params.bucket, arguments)
+        request = UploadRequest(to, key, settings, overwrite=params.overwrite)
         upload: ArchiveUpload | DirectoryUpload
         if params.archive:
-            upload = ArchiveUpload(
-                client,
-                params.bucket,
-                key,
-                settings,
-                arguments=arguments,
-                content_type=params.content_type,
-                overwrite=params.overwrite,
-            )
+            upload = ArchiveUpload(request, params.content_type)
         else:
             upload = DirectoryUpload(
-                client,
-                params.bucket,
-                key,
-                settings,
-                arguments=arguments,
-                expected_bucket_owner=params.expected_bucket_owner,
-                session=session,
-                overwrite=params.overwrite,
+                request, expected_bucket_owner=params.expected_bucket_owner, session=session
             )
         outcome = upload.run(entries)
         uploaded = upload.log

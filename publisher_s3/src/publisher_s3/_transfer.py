@@ -2,6 +2,8 @@
 
 What both modes (``_directory``, ``_archive``) build on, and what no mode decides:
 
+- Where writes go: a :class:`Destination` (one bucket through one client, and the
+  attributes every object carries).
 - PutObject (:func:`put_object`) and multipart uploads (:class:`Multipart`), each key
   announced to the clean-up log before its request (see ``_cleanup``); bodies carry
   their own checksum (SHA-256 for objects, CRC32 for parts), which the store verifies
@@ -28,6 +30,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
 from isal import isal_zlib
 
 from publisher_core import PublishError, sha256_b64
@@ -51,6 +54,7 @@ __all__ = [
     "MAX_PARTS",
     "MAX_PART_SIZE",
     "BoundedPool",
+    "Destination",
     "Multipart",
     "Stopped",
     "grace_after",
@@ -95,6 +99,23 @@ def _crc32(data: bytes) -> str:
     return base64.b64encode(isal_zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
 
 
+@attrs.frozen(eq=False)
+class Destination:
+    """Where a publish writes: one bucket through one client, and what every object carries.
+
+    ``arguments`` are the result's object attributes (encryption, tags...; see
+    ``_attributes.object_arguments``), sent on every PutObject and CreateMultipartUpload.
+    """
+
+    client: S3Client
+    bucket: str
+    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def url(self, key: str) -> str:
+        """``s3://bucket/key``, as messages name an object."""
+        return f"s3://{self.bucket}/{key}"
+
+
 def version_of(reply: Mapping[str, object]) -> str | None:
     """The version a write created: none where the bucket does not version objects.
 
@@ -106,32 +127,29 @@ def version_of(reply: Mapping[str, object]) -> str | None:
 
 
 def put_object(
-    client: S3Client,
+    to: Destination,
     log: CleanupLog,
-    bucket: str,
     key: str,
     data: bytes,
     content_type: str,
     *,
-    arguments: Mapping[str, Any],
     create_only: bool = False,
 ) -> str | None:
     """PutObject ``data`` at ``key`` with its SHA-256; return the version it created.
 
-    ``arguments`` are the result's object attributes (encryption, tags...; see
-    ``_attributes.object_arguments``). ``create_only`` sends ``If-None-Match: *``: a store
-    that honours it refuses (412 PreconditionFailed) when ``key`` exists.
+    ``create_only`` sends ``If-None-Match: *``: a store that honours it refuses (412
+    PreconditionFailed) when ``key`` exists.
     """
     checksum = sha256_of(data)
-    request = dict(arguments)
+    request = dict(to.arguments)
     if create_only:
         request["IfNoneMatch"] = "*"
     log.writing(key)
     reply: PutObjectOutputTypeDef | HeadObjectOutputTypeDef | None
     try:
-        reply = client.put_object(
+        reply = to.client.put_object(
             **request,
-            Bucket=bucket,
+            Bucket=to.bucket,
             Key=key,
             Body=data,
             ContentType=content_type,
@@ -139,7 +157,7 @@ def put_object(
             ChecksumSHA256=checksum,
         )
     except BaseException as exc:
-        reply = _put_before(client, log, bucket, key, data, exc) if create_only else None
+        reply = _put_before(to, log, key, data, exc) if create_only else None
         if reply is None:
             log.not_written(key, exc)
             raise
@@ -149,7 +167,7 @@ def put_object(
 
 
 def _put_before(
-    client: S3Client, log: CleanupLog, bucket: str, key: str, data: bytes, exc: BaseException
+    to: Destination, log: CleanupLog, key: str, data: bytes, exc: BaseException
 ) -> HeadObjectOutputTypeDef | None:
     """The object, if ``exc`` is a 412 because an earlier attempt of this PutObject stored it.
 
@@ -160,14 +178,14 @@ def _put_before(
     if (attempts_of(exc) or 1) < 2 or error_code(exc) != "PreconditionFailed":
         return None
     try:
-        head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        head = to.client.head_object(Bucket=to.bucket, Key=key, ChecksumMode="ENABLED")
     except Exception:
         return None
     md5 = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
     ours = head.get("ChecksumSHA256") == sha256_of(data) or head.get("ETag") == md5
     if not ours or head["LastModified"] < log.started:
         return None
-    _log.debug("s3://%s/%s was stored by a lost attempt", bucket, key)
+    _log.debug("%s was stored by a lost attempt", to.url(key))
     return head
 
 
@@ -176,23 +194,21 @@ class Multipart:
 
     def __init__(
         self,
-        client: S3Client,
+        to: Destination,
         log: CleanupLog,
-        bucket: str,
         key: str,
         content_type: str,
         *,
-        arguments: Mapping[str, Any],
         create_only: bool = False,
     ) -> None:
-        self.client, self.log, self.bucket, self.key = client, log, bucket, key
+        self.client, self.bucket, self.log, self.key = to.client, to.bucket, log, key
         self.create_only = create_only  # complete with If-None-Match: * (see put_object)
         self.started = started_now()  # the object a lost Complete made is newer
         log.creating(key)
         try:
-            reply = client.create_multipart_upload(
-                **arguments,
-                Bucket=bucket,
+            reply = to.client.create_multipart_upload(
+                **to.arguments,
+                Bucket=to.bucket,
                 Key=key,
                 ContentType=content_type,
                 ChecksumAlgorithm="CRC32",
@@ -202,7 +218,7 @@ class Multipart:
             raise
         self.upload_id: str = reply["UploadId"]
         log.created(key, self.upload_id)
-        _log.debug("multipart upload started for s3://%s/%s", bucket, key)
+        _log.debug("multipart upload started for %s", to.url(key))
         self.parts: dict[int, tuple[str, str]] = {}  # number -> (ETag, CRC32)
         if reply.get("ResponseMetadata", {}).get("RetryAttempts"):
             self._abort_lost_attempts()

@@ -1,7 +1,8 @@
-"""How an upload ends, in either mode: what it stored, or nothing at all and one error.
+"""An upload in either mode: what it is asked to do, and how it ends.
 
-A finished upload returns an :class:`UploadOutcome`; a failed one, or one whose record
-cannot be made, calls :func:`abandon`, which removes everything the publish wrote (see
+Each mode (``_archive``, ``_directory``) takes an :class:`UploadRequest`. A finished
+upload returns an :class:`UploadOutcome`; a failed one, or one whose record cannot be
+made, calls :func:`abandon`, which removes everything the publish wrote (see
 ``_cleanup``) and raises one error naming the failure and what could not be removed.
 """
 
@@ -16,10 +17,29 @@ from publisher_core import PublishError, summarize
 
 from ._cleanup import WriteLog
 from ._client import describe_client_error, error_code
+from ._spec import S3Settings
+from ._transfer import Destination
 
-__all__ = ["UploadOutcome", "abandon"]
+__all__ = ["UploadOutcome", "UploadRequest", "abandon"]
 
 _log = logging.getLogger(__name__)
+
+
+@attrs.frozen(eq=False)
+class UploadRequest:
+    """One result to write at ``key`` of ``to``, in either mode.
+
+    ``overwrite`` chooses what happens to an earlier result at the key (``_overwrite``).
+    """
+
+    to: Destination
+    key: str
+    settings: S3Settings
+    overwrite: bool = True
+
+    def new_log(self) -> WriteLog:
+        """A clean-up log for this upload's writes."""
+        return WriteLog(self.to.client, self.to.bucket)
 
 
 @attrs.frozen(kw_only=True)
