@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from publisher_core import DownloadError, DownloadItem, ResultDescription, _fetch, download
+from publisher_core import DownloadError, DownloadItem, ResultDescription, download
+from publisher_core._transport import Transport
 from tests.downloads import item_for, listing, member, refuse_archive, tar_gz
 
 
@@ -95,10 +96,10 @@ def test_files_and_archive_content_share_the_limit(tmp_path):
 def test_recorded_sizes_over_the_limit_are_refused_before_any_download(tmp_path, monkeypatch):
     """Files whose recorded Sizes add up to more than the limit are refused unopened."""
 
-    def never(url: str, timeout: float) -> Any:
+    def never(self: Transport, url: str, timeout: float | None = None) -> Any:
         raise AssertionError(f"{url} was opened")
 
-    monkeypatch.setattr(_fetch, "_open_url", never)
+    monkeypatch.setattr(Transport, "open", never)
     items = tuple(
         DownloadItem(path=name, url=f"file:///nowhere/{name}", size=600 * 1024)
         for name in ("a.bin", "b.bin")

@@ -23,6 +23,7 @@ from publisher_core import (
     _fetch,
     download,
 )
+from publisher_core._transport import Transport
 from tests.downloads import PAYLOAD, FlakyServer, item_for, listing, member, tar_gz
 
 
@@ -65,11 +66,11 @@ def test_tampered_bytes_are_refused_and_nothing_is_written(tmp_path, change):
 def handed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many bytes each read of a download handed to get, recorded."""
     handed: list[int] = []
-    real = _fetch._open_url
+    real = Transport.open
 
     @contextmanager
-    def counted(url: str, timeout: float) -> Iterator[Any]:
-        with real(url, timeout) as source:
+    def counted(self: Transport, url: str, timeout: float | None = None) -> Iterator[Any]:
+        with real(self, url, timeout) as source:
 
             class Counting:
                 length = None
@@ -81,7 +82,7 @@ def handed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
             yield Counting()
 
-    monkeypatch.setattr(_fetch, "_open_url", counted)
+    monkeypatch.setattr(Transport, "open", counted)
     return handed
 
 

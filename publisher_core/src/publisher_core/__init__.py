@@ -12,12 +12,11 @@ from ._archive import (
     GzipFactory,
     GzipStream,
     HashingSink,
-    sha256_b64,
-    sha256_validator,
     write_archive,
     zlib_gzip,
 )
 from ._checks import safe_relative_path
+from ._checksums import sha256_b64, sha256_of, sha256_validator
 from ._convert import capital_name, converter, did_you_mean, structure_params, unstructure_params
 from ._documents import (
     description_from_document,
@@ -153,6 +152,7 @@ __all__ = [
     "scan_result",
     "scan_tree",
     "sha256_b64",
+    "sha256_of",
     "sha256_validator",
     "spec_from_document",
     "spec_to_document",

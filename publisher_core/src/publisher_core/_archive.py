@@ -8,17 +8,15 @@ header without a timestamp.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
-import re
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from ._convert import capital_name
+from ._checksums import sha256_b64
 from ._errors import PublishError
 from ._tree import TreeEntry, open_entry
 
@@ -31,7 +29,6 @@ __all__ = [
     "GzipFactory",
     "GzipStream",
     "HashingSink",
-    "sha256_b64",
     "write_archive",
     "zlib_gzip",
 ]
@@ -42,34 +39,6 @@ class BinarySink(Protocol):
 
     def write(self, data: bytes, /) -> object:
         """Write all of ``data``."""
-
-
-def sha256_b64(digest: bytes) -> str:
-    """Base64 of a raw SHA-256 digest: the encoding S3 uses for ``x-amz-checksum-sha256``."""
-    return base64.b64encode(digest).decode("ascii")
-
-
-_SHA256_B64 = re.compile(r"[A-Za-z0-9+/]{43}=")
-_COMPOSITE = re.compile(_SHA256_B64.pattern + r"(-[1-9][0-9]{0,4})?")  # S3's <sum>-<parts>
-
-
-def sha256_validator(*, composite: bool = False) -> Callable[[object, Any, object], None]:
-    """An attrs validator for an optional base64 SHA-256 field of a result.
-
-    ``composite`` also admits S3's multipart form ``<base64>-<parts>``, which results
-    written by other tools (Bacalhau) record. The error names the field in CapitalCase.
-    """
-    pattern = _COMPOSITE if composite else _SHA256_B64
-
-    def check(_instance: object, attribute: Any, value: object) -> None:
-        if value is None or (isinstance(value, str) and pattern.fullmatch(value)):
-            return
-        raise ValueError(
-            f"{capital_name(attribute.name)} must be a base64 SHA-256 (44 characters "
-            f"ending in '='), got {value!r}"
-        )
-
-    return check
 
 
 class HashingSink:

@@ -16,22 +16,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import attrs
 
-from ._archive import sha256_b64
 from ._budget import Budget
+from ._checksums import sha256_b64
 from ._errors import DownloadError, IntegrityError
 from ._models import DownloadItem, redact_url
 from ._retry import RetryPolicy
-from ._transport import Body, TransientError, Transport
+from ._transport import TransientError, Transport
 
 __all__ = ["Cancelled", "fetch_item", "fetch_items"]
 
@@ -47,36 +45,16 @@ class _Mismatch(TransientError):
     """Bytes that do not match the record: worth another attempt, an IntegrityError last."""
 
 
-# The transport of the fetch_item under way in this thread. _open_url finds it here, not in
-# an argument: tests replace _open_url(url, timeout), and its signature stays theirs.
-_current_transport: ContextVar[Transport | None] = ContextVar("transport", default=None)
-
-
 def _pause(seconds: float, cancel: threading.Event) -> None:
     """Wait ``seconds`` between attempts, or less once ``cancel`` is set (tests replace it)."""
     cancel.wait(seconds)
-
-
-@contextmanager
-def _open_url(url: str, timeout: float) -> Iterator[Body]:
-    """The body of ``url``: where every attempt opens its item (tests replace it).
-
-    Through the transport of the :func:`fetch_item` under way in this thread.
-    """
-    transport = _current_transport.get()
-    if transport is None:  # fetch_item always sets one; any other caller gets its own
-        with Transport(timeout=timeout) as own, own.open(url) as body:
-            yield body
-    else:
-        with transport.open(url, timeout) as body:
-            yield body
 
 
 def _attempt(
     item: DownloadItem,
     out: BinaryIO,
     view: memoryview,
-    timeout: float,
+    transport: Transport,
     cancel: threading.Event,
     budget: Budget | None,
 ) -> tuple[bool, int]:
@@ -87,7 +65,7 @@ def _attempt(
     """
     digest = hashlib.sha256()
     size = 0
-    with _open_url(item.url, timeout) as source:
+    with transport.open(item.url) as source:
         while True:
             if cancel.is_set():
                 raise Cancelled
@@ -153,7 +131,7 @@ def fetch_item(
                 out.seek(0)
                 out.truncate()
             try:
-                return _attempt(item, out, view, transport.timeout, cancel, budget)
+                return _attempt(item, out, view, transport, cancel, budget)
             except DownloadError as exc:  # one that no retry fixes, e.g. HTTP 403 or 404
                 if number == 1:
                     raise
@@ -174,7 +152,6 @@ def fetch_item(
             if cancel.is_set():
                 raise Cancelled
 
-        token = _current_transport.set(transport)
         try:
             return policy.run(
                 attempt,
@@ -192,8 +169,6 @@ def fetch_item(
             raise error(
                 f"GET {shown} failed after {tries} attempt{plural}: {failure.reason}"
             ) from None
-        finally:
-            _current_transport.reset(token)
 
 
 def fetch_items(

@@ -6,14 +6,13 @@ A directory result is complete only once its manifest exists; ``get`` trusts the
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
+from ._checksums import sha256_of
 from ._convert import structure_params, unstructure_params
 from ._errors import IntegrityError, Problem, SpecError, quoted
 
@@ -74,7 +73,7 @@ class Manifest:
 
         Raises :class:`IntegrityError` naming ``where`` when the bytes do not match.
         """
-        actual = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+        actual = sha256_of(data)
         if checksum_sha256 is not None and actual != checksum_sha256:
             raise IntegrityError(
                 f"manifest {where} has SHA-256 {actual}, the result recorded {checksum_sha256}"

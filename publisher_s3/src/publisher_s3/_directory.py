@@ -30,6 +30,7 @@ from publisher_core import (
     manifest_key,
     open_entry,
     sha256_b64,
+    sha256_of,
 )
 
 from ._cleanup import CleanupLog
@@ -46,7 +47,6 @@ from ._transfer import (
     off_main_thread,
     part_size_for,
     put_object,
-    sha256_of,
 )
 from ._upload import UploadOutcome, UploadRequest, abandon
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 from isal import isal_zlib
 
-from publisher_core import PublishError, sha256_b64
+from publisher_core import PublishError, sha256_of
 
 from ._cleanup import CleanupLog, started_now, uploads_of
 from ._client import attempts_of, describe_client_error, error_code
@@ -61,7 +61,6 @@ __all__ = [
     "off_main_thread",
     "part_size_for",
     "put_object",
-    "sha256_of",
     "streamed_part_size",
     "version_of",
 ]
@@ -87,11 +86,6 @@ def streamed_part_size(part_size: int, parts_sent: int) -> int:
     S3's 10,000-part limit.
     """
     return min(MAX_PART_SIZE, part_size * (1 + parts_sent // 1000))
-
-
-def sha256_of(data: bytes | bytearray | memoryview) -> str:
-    """Base64 SHA-256 of ``data``, as S3 encodes ``x-amz-checksum-sha256``."""
-    return sha256_b64(hashlib.sha256(data).digest())
 
 
 def _crc32(data: bytes) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Union, cast
 
 from hypothesis import strategies as st
 
-from .._archive import sha256_b64
+from .._checksums import sha256_b64
 from .._keys import PLACEHOLDERS
 from .._models import PublishContext, PublishedResult
 
