@@ -589,6 +589,17 @@ CASES: list[BadInput] = [
         error="PUBLISHER_S3_SERVER_SIDE_ENCRYPTION 'aes' is not one of",
     ),
     BadInput(
+        id="s3-kms-key-setting-malformed",  # named its variable twice
+        argv=["validate", "s3://bkt/x"],
+        env={"PUBLISHER_S3_SSE_KMS_KEY_ID": "a b"},
+        error=re.escape(
+            "invalid setting: PUBLISHER_S3_SSE_KMS_KEY_ID 'a b' is not a KMS key id, key ARN "
+            "or alias: 1-2048 printable ASCII characters without spaces "
+            "@ PUBLISHER_S3_SSE_KMS_KEY_ID"
+        )
+        + "$",
+    ),
+    BadInput(
         id="s3-storage-class-typo",
         argv=["validate", "s3://bkt/x,opt=storageclass=STANDARD-IA"],
         error=re.escape("(did you mean 'STANDARD_IA'?) @ $.Params.StorageClass"),

@@ -18,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from publisher_core import (
     MAX_KEY_BYTES,
     PLACEHOLDERS,
+    Problem,
     PublishContext,
     PublishedResult,
     PublishError,
@@ -142,8 +143,17 @@ def test_key_problems_checks_only_the_values_that_are_given():
     assert key_problems("{jobID}/{executionID}", compress=False, context=partial) == []
     bad = PublishContext(job_id="..", now=NOW)
     (problem,) = key_problems("r/{jobID}/{nodeID}", compress=False, context=bad)
-    assert "is not allowed in a key" in problem
-    assert problem.endswith("@ $.Params.Key")
+    assert "is not allowed in a key" in problem.message
+    assert problem.path == "$.Params.Key"
+    assert str(problem).endswith("@ $.Params.Key")
+
+
+def test_key_problems_are_records_at_the_path_given():
+    """key_problems returns Problem records: the template's problems, placed at ``path``."""
+    problems = key_problems("{foo}/{bar}", compress=False, context=None, path="$.Params.Name")
+    messages = key_template_problems("{foo}/{bar}", compress=False)
+    assert problems == [Problem("$.Params.Name", message) for message in messages]
+    assert [str(p) for p in problems] == [f"{m} @ $.Params.Name" for m in messages]
 
 
 def test_template_length_counts_the_suffix_and_fixed_width_placeholders():

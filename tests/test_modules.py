@@ -1,8 +1,9 @@
 """The packages' module graphs: no module imports one that imports it back.
 
 The graph is read from the source with ``ast``, function-level (lazy) imports included, so
-a lazy import cannot hide a cycle; imports under ``if TYPE_CHECKING:`` never run and do
-not count. A subpackage (``publisher_core.testing``) is one node.
+a lazy import cannot hide a cycle. Imports under ``if TYPE_CHECKING:`` never run; they are
+checked too, separately, so that no module needs one back even to name a type. A subpackage
+(``publisher_core.testing``) is one node.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def _node(package: str, module: str, modules: set[str]) -> str | None:
     return first if first in modules else "__init__" if not rest else None
 
 
-def imports(package: str) -> dict[str, set[str]]:
-    """Module -> the package's modules it imports when run."""
+def imports(package: str, *, type_checking: bool = False) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports when run (and for type checking, if asked)."""
     root = Path(importlib.import_module(package).__file__ or "").parent
     files = {p.stem: p for p in root.glob("*.py")}
     files.update({p.parent.name: p for p in root.glob("*/__init__.py")})
@@ -50,7 +51,7 @@ def imports(package: str) -> dict[str, set[str]]:
             parents = {c: n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
             inside = [package, name] if name in subpackages else [package]
             for node in ast.walk(tree):
-                if _in_type_checking(node, parents):
+                if not type_checking and _in_type_checking(node, parents):
                     continue
                 targets: list[str] = []
                 if isinstance(node, ast.Import):
@@ -124,3 +125,16 @@ def test_no_import_cycle(package: str):
     """No module imports one that imports it back, directly or not."""
     found = cycle(imports(package))
     assert found is None, " -> ".join(found or [])
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycle_even_for_type_checking(package: str):
+    """No module names a type of one that imports it, under ``if TYPE_CHECKING:`` either."""
+    found = cycle(imports(package, type_checking=True))
+    assert found is None, " -> ".join(found or [])
+
+
+def test_type_checking_imports_are_seen_when_asked():
+    """``_attributes`` names ``_spec``'s classes for type checking only."""
+    assert "_spec" not in imports("publisher_s3")["_attributes"]
+    assert "_spec" in imports("publisher_s3", type_checking=True)["_attributes"]

@@ -103,6 +103,18 @@ def test_key_problems_are_placed_at_the_key_parameter():
     assert info.value.details == (Problem("$.Params.Name", "key must not be empty"),)
 
 
+def test_a_publishers_key_problems_reach_the_spec_error_as_records():
+    """validate_spec's key problems (key_problems) keep their path apart from the text."""
+    with pytest.raises(SpecError) as info:
+        validate({"Type": "local", "Key": "r/{jobID}"}, context=PublishContext(job_id=".."))
+    message = (
+        "value '..' for {jobID} is not allowed in a key: it must not contain '/', '\\' or "
+        "control characters, nor be '.' or '..'"
+    )
+    assert info.value.details == (Problem("$.Params.Key", message),)
+    assert str(info.value) == f"invalid spec: {message} @ $.Params.Key"
+
+
 # The name matcher
 
 known_names = st.lists(

@@ -247,6 +247,8 @@ def test_endpoint_problems_are_one_bounded_line_without_credentials(
     cut = min(where, len(endpoint))
     for candidate in (endpoint, endpoint[:cut] + "USER:PASSWORD@" + endpoint[cut:]):
         for problem in endpoint_problems(candidate):
-            assert "\n" not in problem
-            assert len(problem) < 500
-            assert "PASSWORD" not in problem
+            assert problem.path == "$.Params.Endpoint"
+            text = str(problem)
+            assert "\n" not in text
+            assert len(text) < 500
+            assert "PASSWORD" not in text

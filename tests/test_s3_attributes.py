@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from publisher_core import PublishContext, SpecError, describe, get, publish, validate
-from publisher_s3._attributes import encode_pairs, parse_pairs
+from publisher_core import Problem, PublishContext, SpecError, describe, get, publish, validate
+from publisher_s3._values import encode_pairs, kms_key_problem, parse_pairs
 from tests.s3_servers import S3Server, s3_spec
 from tests.trees import snapshot
 
@@ -355,6 +355,50 @@ BAD = [
 def test_each_bad_attribute_is_one_clear_line(document, message):
     """Each bad attribute value is refused at validate time with a message naming it."""
     assert message in _problem(document)
+
+
+def test_attribute_problems_are_records_at_their_parameters():
+    """Each attribute problem carries its parameter as its path, never glued into its text."""
+    with pytest.raises(SpecError) as caught:
+        validate(
+            {
+                "Type": "s3",
+                "Bucket": "my-bucket",
+                "Key": "k",
+                "SSECustomerKey": "c2VjcmV0",
+                "ACL": "public",
+                "StorageClass": "GLACIER",
+                "CacheControl": " max-age=1",
+                "Tags": {"aws:x": "v"},
+                "Metadata": {"bad name": "v"},
+            }
+        )
+    details = caught.value.details
+    assert [p.path for p in details] == [
+        "$.Params.SSECustomerKey",
+        "$.Params.StorageClass",
+        "$.Params.ACL",
+        "$.Params.CacheControl",
+        "$.Params.Tags",
+        "$.Params.Metadata",
+    ]
+    assert all("@ $." not in p.message for p in details)
+    assert details[2] == Problem(
+        "$.Params.ACL",
+        "ACL 'public' is not one of private, public-read, public-read-write, "
+        "authenticated-read, aws-exec-read, bucket-owner-read, bucket-owner-full-control "
+        "(did you mean 'public-read'?)",
+    )
+    assert str(details[4]) == "tag key 'aws:x' uses the prefix 'aws:' S3 reserves @ $.Params.Tags"
+
+
+def test_a_kms_key_problem_is_at_the_place_given():
+    """kms_key_problem places its problem where it is told; a good key id has none."""
+    problem = kms_key_problem("a key", "$.Params.SSEKMSKeyId")
+    assert problem is not None
+    assert problem.path == "$.Params.SSEKMSKeyId"
+    assert problem.message.startswith("SSEKMSKeyId 'a key' is not a KMS key id")
+    assert kms_key_problem("alias/ops", "$.Params.SSEKMSKeyId") is None
 
 
 def test_an_sse_c_key_is_never_quoted():

@@ -6,8 +6,16 @@ from typing import Any
 
 import pytest
 
-from publisher_core import PublishContext, SpecError, load_settings, parse_document, validate
+from publisher_core import (
+    Problem,
+    PublishContext,
+    SpecError,
+    load_settings,
+    parse_document,
+    validate,
+)
 from publisher_s3 import S3Settings
+from publisher_s3._spec import bucket_problems, endpoint_problems, environment_endpoint_problems
 
 SEED_CLI = [
     "s3://bucket/key",
@@ -80,6 +88,58 @@ def test_all_problems_at_once():
     with pytest.raises(SpecError) as info:
         validate({"Type": "s3", "Bucket": "B", "Key": "k", "Endpoint": "h", "Region": "X"})
     assert len(info.value.problems) == 3
+
+
+def test_spec_problems_are_records_at_their_parameters():
+    """Each S3 rule's problem carries its parameter as its path, never glued into its text."""
+    with pytest.raises(SpecError) as info:
+        validate(
+            {
+                "Type": "s3",
+                "Bucket": "a..b",
+                "Key": "{foo}",
+                "Endpoint": "ftp://h",
+                "Region": "X",
+                "Encoding": "zip",
+            }
+        )
+    assert info.value.details == (
+        Problem("$.Params.Bucket", "bucket name 'a..b' has adjacent '.'/'-' characters"),
+        Problem(
+            "$.Params.Endpoint",
+            "Endpoint scheme 'ftp' is not supported: use https:// (or http://)",
+        ),
+        Problem(
+            "$.Params.Region",
+            "Region 'X' is invalid: lower-case letters, digits and '-', such as 'us-east-1'",
+        ),
+        Problem("$.Params.Encoding", "Encoding must be 'gzip' or 'plain', got 'zip'"),
+        Problem(
+            "$.Params.Key",
+            "unknown placeholder {foo}; known: {jobID}, {executionID}, {nodeID}, {date}, {time}",
+        ),
+    )
+    assert info.value.problems[0] == (
+        "bucket name 'a..b' has adjacent '.'/'-' characters @ $.Params.Bucket"
+    )
+
+
+def test_bucket_and_endpoint_problems_are_placed():
+    """bucket_problems are at $.Params.Bucket; endpoint_problems at ``where``, or nowhere."""
+    assert bucket_problems("ab") == [
+        Problem(
+            "$.Params.Bucket",
+            "bucket name 'ab' is invalid: 3-63 characters of lower-case letters, digits, "
+            "'.' and '-', starting and ending with a letter or digit",
+        )
+    ]
+    assert [p.path for p in bucket_problems("xn--a..b")] == ["$.Params.Bucket"] * 2
+    message = "Endpoint has ':' but no port after it"
+    assert endpoint_problems("http://h:") == [Problem("$.Params.Endpoint", message)]
+    assert endpoint_problems("http://h:", where="X") == [Problem("X", message)]
+    assert endpoint_problems("http://h:", where=None) == [Problem(None, message)]
+    assert str(endpoint_problems("http://h:", where=None)[0]) == message
+    assert endpoint_problems("http://h:1") == []
 
 
 def test_placeholder_values_are_checked_with_a_context():
@@ -229,6 +289,34 @@ def test_an_environment_endpoint_obeys_the_spec_rules(no_aws_endpoint, variable,
     assert "USER" not in text
     assert "PASSWORD" not in text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])
+def test_an_environment_endpoint_problem_is_at_its_variable(no_aws_endpoint, variable):
+    """An environment endpoint's problem has the variable's place as its path, from
+    environment_endpoint_problems and validate alike."""
+    message = "Endpoint scheme 'ftp' is not supported: use https:// (or http://)"
+    expected = Problem(f"environment variable {variable}", message)
+    assert environment_endpoint_problems({variable: "ftp://h"}) == [expected]
+    no_aws_endpoint.setenv(variable, "ftp://h")
+    with pytest.raises(SpecError) as info:
+        validate("s3://b-1/k/")
+    assert info.value.details == (expected,)
+    assert str(info.value) == f"invalid spec: {message} @ environment variable {variable}"
+
+
+def test_a_configured_endpoint_is_refused_at_its_place():
+    """The client's check of a configured endpoint raises an invalid setting whose problem
+    is at the place given (the AWS config profile, or a variable)."""
+    from publisher_s3._client import _check_endpoint
+
+    where = "endpoint_url of AWS config profile 'default'"
+    with pytest.raises(SpecError) as info:
+        _check_endpoint("http://h:0", where)
+    message = "Endpoint is not a valid URL (Port out of range 1-65535: 0)"
+    assert info.value.what == "setting"
+    assert info.value.details == (Problem(where, message),)
+    assert str(info.value) == f"invalid setting: {message} @ {where}"
 
 
 def test_an_environment_endpoint_is_checked_only_where_botocore_uses_it(no_aws_endpoint):

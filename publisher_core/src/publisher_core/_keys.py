@@ -239,16 +239,16 @@ def key_problems(
     compress: bool,
     context: PublishContext | None,
     path: str = "$.Params.Key",
-) -> list[str]:
-    """What ``validate_spec`` reports about a key, each problem ending in `` @ path``.
+) -> list[Problem]:
+    """What ``validate_spec`` reports about a key: :class:`Problem` records at ``path``.
 
     The template is always checked; placeholder values only where ``context`` has them
-    (a missing value is reported when the key is rendered, at publish time). These are
-    the problems of :func:`key_template_problems`, each a :class:`Problem` at ``path``
-    rendered as text (``validate_spec`` may return either).
+    (a missing value is reported when the key is rendered, at publish time). Each is a
+    problem of :func:`key_template_problems` placed at ``path``; ``str`` shows it as
+    ``message @ path``, and ``validate_spec`` returns the records as they are.
     """
     problems = key_template_problems(template, compress=compress, context=context)
-    return [str(Problem(path, problem)) for problem in problems]
+    return [Problem(path, problem) for problem in problems]
 
 
 def result_name(key: str) -> str:

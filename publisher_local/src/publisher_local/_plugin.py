@@ -28,6 +28,7 @@ from publisher_core import (
     DownloadItem,
     Manifest,
     ManifestFile,
+    Problem,
     PublishContext,
     PublishedResult,
     PublisherInfo,
@@ -128,8 +129,11 @@ def publisher_info() -> PublisherInfo:
 
 
 @hookimpl
-def validate_spec(spec: ValidatedSpec, context: PublishContext | None) -> list[str]:
-    """Check the key template, and its placeholder values when a context is given."""
+def validate_spec(spec: ValidatedSpec, context: PublishContext | None) -> list[Problem]:
+    """Check the key template, and its placeholder values when a context is given.
+
+    Each problem is a :class:`~publisher_core.Problem` at ``$.Params.Key``.
+    """
     params: LocalParams = spec.params
     return key_problems(params.key, compress=params.compress, context=context)
 

@@ -54,7 +54,6 @@ from ._client import describe_client_error, error_code, is_missing
 from ._transfer import Destination, put_object
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import DeleteObjectRequestTypeDef, PaginatorConfigTypeDef
 
 __all__ = ["CLAIM_SUFFIX", "Claim", "Replace", "claim_key", "overwrite_policy"]
@@ -77,20 +76,20 @@ def _first(keys: Iterable[str], limit: int = 3) -> str:
     return summarize(keys, limit, separator=", ", before_more=" ")
 
 
-def _listed(client: S3Client, bucket: str, prefix: str, limit: int | None = None) -> list[str]:
+def _listed(to: Destination, prefix: str, limit: int | None = None) -> list[str]:
     """Keys under ``prefix``, at most ``limit`` of them."""
     found: list[str] = []
-    paginator = client.get_paginator("list_objects_v2")
+    paginator = to.client.get_paginator("list_objects_v2")
     config: PaginatorConfigTypeDef = {"MaxItems": limit} if limit else {}
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig=config):
+    for page in paginator.paginate(Bucket=to.bucket, Prefix=prefix, PaginationConfig=config):
         found += [o["Key"] for o in page.get("Contents", [])]
     return found[:limit] if limit else found
 
 
-def _exists(client: S3Client, bucket: str, key: str) -> bool:
+def _exists(to: Destination, key: str) -> bool:
     """Whether ``key`` exists; False also where HeadObject is denied for a missing key."""
     try:
-        client.head_object(Bucket=bucket, Key=key)
+        to.client.head_object(Bucket=to.bucket, Key=key)
     except Exception as exc:
         if is_missing(exc) or error_code(exc) in _DENIED:
             return False
@@ -113,7 +112,8 @@ class Replace:
     """Whether the final object is written with ``If-None-Match: *``."""
 
     def __init__(self, to: Destination, log: CleanupLog, key: str) -> None:
-        self.client, self.bucket, self.log, self.key = to.client, to.bucket, log, key
+        self.to, self.client, self.bucket = to, to.client, to.bucket
+        self.log, self.key = log, key
         self.earlier: list[str] | None = []  # keys under the prefix; None: could not list
 
     def before(self) -> None:
@@ -121,7 +121,7 @@ class Replace:
         if not self.key.endswith("/"):
             return  # an archive's PutObject replaces it
         try:
-            self.earlier = _listed(self.client, self.bucket, self.key)
+            self.earlier = _listed(self.to, self.key)
         except Exception as exc:
             if error_code(exc) not in _DENIED:
                 raise
@@ -134,7 +134,7 @@ class Replace:
                 error_code(exc),
             )
         manifest = manifest_key(self.key)
-        found = _exists(self.client, self.bucket, manifest)
+        found = _exists(self.to, manifest)
         own = self._files_of(manifest) if found else set()
         nested = _nested_results([k for k in self.earlier or [] if k not in own])
         if nested:
@@ -200,8 +200,8 @@ class Claim:
     """Whether the final object is written with ``If-None-Match: *``."""
 
     def __init__(self, to: Destination, log: CleanupLog, key: str) -> None:
-        self.client, self.bucket, self.log, self.key = to.client, to.bucket, log, key
-        self.to = to  # the claim carries the result's attributes: a bucket may require them
+        self.to, self.client, self.bucket = to, to.client, to.bucket
+        self.log, self.key = log, key  # the claim carries the result's attributes (to)
         self.claim = claim_key(key)
         self.versions: list[str | None] = []
 
@@ -218,7 +218,7 @@ class Claim:
         the key, then stalled, and completed before the claim was made.
         """
         self._check()
-        if _exists(self.client, self.bucket, self.claim):
+        if _exists(self.to, self.claim):
             raise self._held()
         self._claim()
         self._check()
@@ -234,14 +234,14 @@ class Claim:
         where = f"s3://{self.bucket}/{self.key}"
         try:
             if self.key.endswith("/"):
-                found = _listed(self.client, self.bucket, self.key, limit=3)
+                found = _listed(self.to, self.key, limit=3)
                 if found:
                     raise self._refuse(f"{where} already holds objects ({_first(found)})")
-                if _exists(self.client, self.bucket, manifest_key(self.key)):
+                if _exists(self.to, manifest_key(self.key)):
                     raise self._refuse(
                         f"s3://{self.bucket}/{manifest_key(self.key)} already exists"
                     )
-            elif _exists(self.client, self.bucket, self.key):
+            elif _exists(self.to, self.key):
                 raise self._refuse(f"{where} already exists")
         except PublishError:
             raise

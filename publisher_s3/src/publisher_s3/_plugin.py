@@ -16,6 +16,7 @@ from publisher_core import (
     DownloadItem,
     IntegrityError,
     Manifest,
+    Problem,
     PublishContext,
     PublishedResult,
     PublisherInfo,
@@ -31,7 +32,12 @@ from publisher_core import (
     unstructure_params,
 )
 
-from ._attributes import effective_encryption, expect_bucket_owner, object_arguments
+from ._attributes import (
+    attribute_problems,
+    effective_encryption,
+    expect_bucket_owner,
+    object_arguments,
+)
 from ._client import custom_endpoint, describe_client_error, is_missing, make_client, new_session
 from ._spec import S3Params, S3Result, S3Settings, environment_endpoint_problems, spec_problems
 
@@ -63,15 +69,16 @@ def publisher_info() -> PublisherInfo:
 @hookimpl
 def validate_spec(
     spec: ValidatedSpec, context: PublishContext | None, settings: S3Settings
-) -> list[str]:
+) -> list[Problem]:
     """Bucket, key, endpoint, region, encoding and object attribute rules, all at once.
 
     Without an Endpoint, one botocore would take from the environment obeys the same
     rules (the AWS config file's is checked when the client is made). The operator's
     encryption defaults and requirement (``settings``) apply here, before any write.
+    Each problem is a :class:`~publisher_core.Problem` at its parameter (or variable).
     """
     params: S3Params = spec.params
-    problems = spec_problems(params, context, settings)
+    problems = spec_problems(params, context) + attribute_problems(params, settings)
     if params.endpoint is None:
         problems += environment_endpoint_problems()
     return problems

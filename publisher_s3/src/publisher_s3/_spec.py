@@ -11,12 +11,11 @@ from typing import Any
 
 import attrs
 
-from publisher_core import PublishContext, key_problems, quoted, sha256_validator
+from publisher_core import Problem, PublishContext, key_problems, quoted, sha256_validator
 
-from ._attributes import (
+from ._values import (
     MetadataMap,
     TagSet,
-    attribute_problems,
     unset_if_empty,
     valid_encryption_setting,
     valid_kms_key_setting,
@@ -87,7 +86,7 @@ def _valid_endpoint(_: object, _attribute: attrs.Attribute[str | None], value: s
     if value is not None:
         problems = endpoint_problems(value, where=None)
         if problems:
-            raise ValueError(problems[0])
+            raise ValueError(str(problems[0]))  # the loader places it at $.Params.Endpoint
 
 
 @attrs.frozen(kw_only=True)
@@ -187,24 +186,29 @@ class S3Settings:
     require_encryption: bool = False
 
 
-def bucket_problems(bucket: str) -> list[str]:
-    """Problems of a bucket name under S3's naming rules."""
-    where = "@ $.Params.Bucket"
+def bucket_problems(bucket: str) -> list[Problem]:
+    """Problems of a bucket name under S3's naming rules, each at ``$.Params.Bucket``."""
+    where = "$.Params.Bucket"
     if not _BUCKET.fullmatch(bucket):
         return [
-            f"bucket name {bucket!r} is invalid: 3-63 characters of lower-case letters, "
-            f"digits, '.' and '-', starting and ending with a letter or digit {where}"
+            Problem(
+                where,
+                f"bucket name {bucket!r} is invalid: 3-63 characters of lower-case letters, "
+                "digits, '.' and '-', starting and ending with a letter or digit",
+            )
         ]
     problems = []
     if ".." in bucket or ".-" in bucket or "-." in bucket:
-        problems.append(f"bucket name {bucket!r} has adjacent '.'/'-' characters {where}")
+        problems.append(Problem(where, f"bucket name {bucket!r} has adjacent '.'/'-' characters"))
     try:
         ipaddress.IPv4Address(bucket)
-        problems.append(f"bucket name {bucket!r} must not look like an IP address {where}")
+        problems.append(Problem(where, f"bucket name {bucket!r} must not look like an IP address"))
     except ValueError:
         pass
     if bucket.startswith(("xn--", "sthree-")) or bucket.endswith(("-s3alias", "--ol-s3")):
-        problems.append(f"bucket name {bucket!r} uses a prefix or suffix S3 reserves {where}")
+        problems.append(
+            Problem(where, f"bucket name {bucket!r} uses a prefix or suffix S3 reserves")
+        )
     return problems
 
 
@@ -297,29 +301,30 @@ def _authority_problem(authority: str) -> str | None:
     return _host_problem(host) or (_port_problem(port) if colon else None)
 
 
-def endpoint_problems(endpoint: str, where: str | None = "$.Params.Endpoint") -> list[str]:
+def endpoint_problems(endpoint: str, where: str | None = "$.Params.Endpoint") -> list[Problem]:
     """Problems of an Endpoint: an http(s) URL of a host (and port, path) botocore accepts.
 
     No credentials, whitespace, control characters, query or fragment; the host a DNS
     name (ASCII, punycode for an internationalised one), an IPv4 or a bracketed IPv6
     address; the port 1-65535. The credentials are never quoted back. ``where`` is the
-    place the problem is reported at, e.g. an environment variable's name.
+    problem's path, the place it is reported at (e.g. ``environment variable NAME``), or
+    None for none.
     """
-    at = f" @ {where}" if where else ""
     problem = _endpoint_problem(endpoint)
-    return [problem + at] if problem else []
+    return [Problem(where, problem)] if problem else []
 
 
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 """The environment variables botocore takes an S3 endpoint from, first found first."""
 
 
-def environment_endpoint_problems(environ: Mapping[str, str] | None = None) -> list[str]:
+def environment_endpoint_problems(environ: Mapping[str, str] | None = None) -> list[Problem]:
     """Problems of the endpoint botocore would take from the environment, if any.
 
     botocore reads ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL`` (an empty one is
     skipped), unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is ``true``. The AWS config
-    file's ``endpoint_url`` needs botocore to read; the client checks it when made.
+    file's ``endpoint_url`` needs botocore to read; the client checks it when made. Each
+    problem is at the variable it came from (``environment variable AWS_ENDPOINT_URL``).
     """
     env = os.environ if environ is None else environ
     if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
@@ -340,6 +345,7 @@ def _shown(endpoint: str) -> str:
 
 
 def _endpoint_problem(endpoint: str) -> str | None:
+    """The message of the first problem of ``endpoint``, or None; its place is the caller's."""
     scheme, separator, rest = endpoint.partition("://")
     head = re.split(r"[/?#]", rest if separator else endpoint, maxsplit=1)[0]
     if "@" in head or (separator and "@" in scheme):
@@ -366,32 +372,38 @@ def _endpoint_problem(endpoint: str) -> str | None:
     return _authority_problem(head)
 
 
-def spec_problems(
-    params: S3Params, context: PublishContext | None, settings: S3Settings | None = None
-) -> list[str]:
-    """Every problem of an S3 spec that types alone do not catch.
+def spec_problems(params: S3Params, context: PublishContext | None) -> list[Problem]:
+    """The problems of an S3 spec's destination (bucket, endpoint, region, encoding, key).
 
-    ``settings`` supply the operator's encryption defaults and requirement.
+    Each is at its parameter; ``_attributes.attribute_problems`` checks the rest.
     """
     problems = bucket_problems(params.bucket)
     if params.endpoint is not None:
         problems += endpoint_problems(params.endpoint)
     if params.region is not None and not _REGION.fullmatch(params.region):
         problems.append(
-            f"Region {params.region!r} is invalid: lower-case letters, digits and '-', "
-            "such as 'us-east-1' @ $.Params.Region"
+            Problem(
+                "$.Params.Region",
+                f"Region {params.region!r} is invalid: lower-case letters, digits and '-', "
+                "such as 'us-east-1'",
+            )
         )
     if params.encoding is not None:
         encoding = params.encoding.lower()
         if encoding not in ("gzip", "plain"):
             problems.append(
-                f"Encoding must be 'gzip' or 'plain', got {params.encoding!r} @ $.Params.Encoding"
+                Problem(
+                    "$.Params.Encoding",
+                    f"Encoding must be 'gzip' or 'plain', got {params.encoding!r}",
+                )
             )
         elif params.compress is not None and params.compress != (encoding == "gzip"):
             problems.append(
-                f"Encoding {params.encoding!r} contradicts Compress {params.compress}; "
-                "give one of them @ $.Params.Encoding"
+                Problem(
+                    "$.Params.Encoding",
+                    f"Encoding {params.encoding!r} contradicts Compress {params.compress}; "
+                    "give one of them",
+                )
             )
     problems += key_problems(params.key, compress=params.archive, context=context)
-    problems += attribute_problems(params, settings or S3Settings())
     return problems

@@ -47,7 +47,7 @@ def publisher_info() -> pc.PublisherInfo:
 
 
 @pc.hookimpl
-def validate_spec(spec: pc.ValidatedSpec, context: pc.PublishContext | None) -> list[str]:
+def validate_spec(spec: pc.ValidatedSpec, context: pc.PublishContext | None) -> list[pc.Problem]:
     """Check the key template, and its placeholder values when they are known."""
     return pc.key_problems(spec.params.key, compress=spec.params.compress, context=context)
 
