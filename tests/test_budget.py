@@ -29,6 +29,17 @@ def refuse_description(
     return refused.value
 
 
+@pytest.fixture
+def one_mib_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk beside the target has 1 MiB free."""
+    real = shutil.disk_usage
+
+    def disk_usage(path: str | Path) -> Any:
+        return types.SimpleNamespace(total=real(path).total, used=0, free=2**20)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+
+
 def test_a_file_item_without_a_size_stops_at_max_bytes(tmp_path):
     """file:///dev/zero with no recorded Size stops at --max-size with an error naming it."""
     item = DownloadItem(path="zero.bin", url="file:///dev/zero")
@@ -39,14 +50,8 @@ def test_a_file_item_without_a_size_stops_at_max_bytes(tmp_path):
     )
 
 
-def test_a_file_item_without_a_size_stops_at_the_free_space(tmp_path, monkeypatch):
+def test_a_file_item_without_a_size_stops_at_the_free_space(tmp_path, one_mib_free):
     """Without --max-size, the free space beside the target bounds a download of no Size."""
-    real = shutil.disk_usage
-
-    def one_mib_free(path: str | Path) -> Any:
-        return types.SimpleNamespace(total=real(path).total, used=0, free=2**20)
-
-    monkeypatch.setattr(shutil, "disk_usage", one_mib_free)
     item = DownloadItem(path="zero.bin", url="file:///dev/zero")
     refused = refuse_description(tmp_path, (item,))
     assert str(refused) == (
@@ -136,14 +141,8 @@ def test_an_http_item_without_a_size_stops_at_max_bytes(endless, tmp_path):
     )
 
 
-def test_the_default_limit_is_the_free_space_beside_the_target(tmp_path, monkeypatch):
+def test_the_default_limit_is_the_free_space_beside_the_target(tmp_path, one_mib_free):
     """Without max_bytes an archive may not unpack to more than the disk can hold."""
-    real = shutil.disk_usage
-
-    def one_mib_free(path: str | Path) -> Any:
-        return types.SimpleNamespace(total=real(path).total, used=0, free=2**20)
-
-    monkeypatch.setattr(shutil, "disk_usage", one_mib_free)
     data = tar_gz([member("a.bin", data=b"a" * (2**20 + 1))])
     refused = refuse_archive(tmp_path, data, DownloadError)
     assert str(refused.value) == (
