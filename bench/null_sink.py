@@ -8,7 +8,10 @@ AbortMultipartUpload, DeleteObjects and HeadBucket get well-formed replies.
 other connections) to model a remote region: one round trip per request.
 
 With ``--keep`` it keeps what it is sent in memory and also answers GetObject (with
-``Range``), HeadObject and ListObjectsV2, so downloads can be measured the same way.
+``Range``), HeadObject and ListObjectsV2, so downloads can be measured the same way. A kept
+single-part object's ETag is then the MD5 of its bytes, as S3's is (so a client that checks
+MD5s against ETags, like rclone, can); a multipart object's ETag ends in ``-N``. The listing
+is flat: no ``delimiter`` (rclone needs ``--fast-list`` and ``list_version = 2``).
 Paths are path-style (``/BUCKET/KEY``); signatures are not checked.
 
     python bench/null_sink.py --port 0 --latency 0.02 [--keep]
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import itertools
 import re
 import signal
@@ -40,6 +44,7 @@ class Store:
     def __init__(self, *, keep: bool) -> None:
         self.keep = keep
         self.objects: dict[str, bytes] = {}
+        self.etags: dict[str, str] = {}  # of the kept objects, quoted
         self.parts: dict[str, dict[int, bytes]] = {}
         self.ids = itertools.count(1)
 
@@ -59,7 +64,9 @@ class Store:
                     number = int(query["partNumber"][0])
                     self.parts.setdefault(query["uploadId"][0], {})[number] = body
                 else:
+                    etag = f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
                     self.objects[name] = body
+                    self.etags[name] = etag
             return 200, {"ETag": etag}, b""
         if method == "POST":
             return 200, {}, self._post(bucket, key, query)
@@ -68,6 +75,7 @@ class Store:
                 self.parts.pop(query["uploadId"][0], None)
             else:
                 self.objects.pop(name, None)
+                self.etags.pop(name, None)
             return 204, {}, b""
         if method == "HEAD" and not key:
             return 200, {"x-amz-bucket-region": "us-east-1"}, b""
@@ -82,7 +90,7 @@ class Store:
             )
         found = {
             "Content-Type": "application/octet-stream",
-            "ETag": f'"{len(data):032x}"',
+            "ETag": self.etags[name],
             "Last-Modified": "Thu, 01 Jan 2026 00:00:00 GMT",
             "Accept-Ranges": "bytes",
         }
@@ -110,11 +118,13 @@ class Store:
             body = "<DeleteResult></DeleteResult>"
         else:
             parts = self.parts.pop(query.get("uploadId", [""])[0], {})
+            etag = f'"done-{len(parts)}"'
             if self.keep:
                 self.objects[f"{bucket}/{key}"] = b"".join(parts[n] for n in sorted(parts))
+                self.etags[f"{bucket}/{key}"] = etag
             body = (
                 f"<CompleteMultipartUploadResult><Bucket>{escape(bucket)}</Bucket>"
-                f'<Key>{escape(key)}</Key><ETag>"done-{len(parts)}"</ETag>'
+                f"<Key>{escape(key)}</Key><ETag>{etag}</ETag>"
                 "</CompleteMultipartUploadResult>"
             )
         return body.encode()
@@ -133,7 +143,7 @@ class Store:
         shown = (lambda k: quote(k, safe="/")) if url else escape
         contents = "".join(
             f"<Contents><Key>{shown(k)}</Key><LastModified>{_DATE}</LastModified>"
-            f'<ETag>"{len(self.objects[f"{bucket}/{k}"]):032x}"</ETag>'
+            f"<ETag>{self.etags[f'{bucket}/{k}']}</ETag>"
             f"<Size>{len(self.objects[f'{bucket}/{k}'])}</Size>"
             "<StorageClass>STANDARD</StorageClass></Contents>"
             for k in page

@@ -7,12 +7,17 @@
 Scenarios (see the README's "Benchmarks" section and bench/RESULTS.md):
   A  archive publish of 1 GiB of text      vs tar -czf | aws s3 cp -, Bacalhau's algorithm,
                                               and the compressor alone
-  B  directory publish, 20,000 small files  vs aws s3 cp --recursive, Bacalhau's loop;
-                                              at 0 ms and 20 ms per request
-  C  directory publish, 4 x 256 MiB         vs aws s3 cp --recursive
-  D  get of A and of B                      vs aws s3 cp (+ tar -xzf)
+  B  directory publish, 20,000 small files  vs aws s3 cp --recursive, rclone copy, Bacalhau's
+                                              loop, and the AWS Common Runtime alone (the
+                                              limit: crt_probe.py); at 0 ms and 20 ms per request
+  C  directory publish, 4 x 256 MiB         vs aws s3 cp --recursive, rclone copy
+  D  get of A and of B                      vs aws s3 cp (+ tar -xzf); B also vs rclone copy
   E  cold start                             vs aws --version
   F  A and B against the real Ceph RGW      (with --ceph; the server shares the two cores)
+
+rclone is Debian's package: when it is missing the suite installs it (``apt-get install -y
+rclone``, through ``sudo -n`` when not root); when that fails its rows are left out and the
+report says why. It is configured through ``RCLONE_CONFIG_BENCH_*`` variables only.
 
 Every command runs as its own process; its wall time and peak RSS (of the largest process
 of a pipeline) are measured from outside. Each is run ``--runs`` times and the median is
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import os
 import platform
@@ -95,13 +101,53 @@ class Scenario:
     key: str
     title: str
     rows: list[Row] = field(default_factory=list)
-    verdicts: list[tuple[str, bool, str]] = field(default_factory=list)
+    verdicts: list[tuple[str, bool | None, str]] = field(default_factory=list)
 
     def row(self, tool: str) -> Row:
         return next(r for r in self.rows if r.tool == tool)
 
-    def check(self, goal: str, met: bool, measured: str) -> None:
+    def check(self, goal: str, met: bool | None, measured: str) -> None:
+        """Record a target; ``met`` None: it could not be measured (``measured`` says why)."""
         self.verdicts.append((goal, met, measured))
+
+    def check_rss(self, ours: Row, limit: float = 200) -> None:
+        mib = ours.peak_rss_mib
+        self.check(f"peak RSS <= {limit:.0f} MiB", mib <= limit, f"{mib:.0f} MiB")
+
+
+def ensure_rclone() -> tuple[str | None, str]:
+    """rclone's path, installing Debian's package when it is missing; or None and why not."""
+    found = shutil.which("rclone")
+    if found:
+        return found, ""
+    if shutil.which("apt-get") is None:
+        return None, "rclone is not installed and there is no apt-get to install it with"
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if prefix and shutil.which("sudo") is None:
+        return None, "rclone is not installed; installing it needs root or sudo"
+    apt = [
+        *prefix,
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "-o",
+        "DPkg::Lock::Timeout=300",  # another install may hold the lock for a while
+    ]
+    install = [*apt, "install", "-y", "--no-install-recommends", "rclone"]
+    print("installing rclone from Debian (apt-get install -y rclone) ...", flush=True)
+    done = subprocess.run(install, capture_output=True, text=True)
+    if done.returncode != 0:  # most often: no package lists yet
+        update = subprocess.run([*apt, "update"], capture_output=True, text=True)
+        done = (
+            update
+            if update.returncode != 0
+            else subprocess.run(install, capture_output=True, text=True)
+        )
+    found = shutil.which("rclone")
+    if found:
+        return found, ""
+    lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit {done.returncode}"]
+    return None, f"rclone could not be installed (apt-get: {lines[-1].strip()})"
 
 
 def _rss_mib(usage: object) -> float:
@@ -134,6 +180,8 @@ class Suite:
         self.args = args
         self.work = work
         self.scenarios: list[Scenario] = []
+        self.notes: list[str] = []  # one line each, printed above the tables
+        self._rclone: tuple[str | None, str] | None = None
         (work / "tmp").mkdir()
         aws_config = work / "aws-config"
         aws_config.write_text("[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n")
@@ -149,6 +197,33 @@ class Suite:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
 
+    def rclone(self) -> str | None:
+        """The rclone binary (installed on first use if need be), or None with a note why."""
+        if self._rclone is None:
+            self._rclone = ensure_rclone()
+            path, why = self._rclone
+            if path is None:
+                self.notes.append(f"rclone rows left out: {why}.")
+                print(f"note: rclone rows left out: {why}", flush=True)
+        return self._rclone[0]
+
+    def rclone_env(self, endpoint: str) -> dict[str, str]:
+        """The environment for rclone: a remote ``bench:`` on ``endpoint``, no config file."""
+        env = {k: v for k, v in self.env.items() if k != "AWS_CA_BUNDLE"}  # refused on http
+        remote = {
+            "TYPE": "s3",
+            "PROVIDER": "Other",
+            "ENDPOINT": endpoint,
+            "ACCESS_KEY_ID": self.env["AWS_ACCESS_KEY_ID"],
+            "SECRET_ACCESS_KEY": self.env["AWS_SECRET_ACCESS_KEY"],
+            "REGION": "us-east-1",
+            "FORCE_PATH_STYLE": "true",
+            "LIST_VERSION": "2",  # "Other" defaults to ListObjects v1; the sink has v2
+        }
+        env.update({f"RCLONE_CONFIG_BENCH_{name}": value for name, value in remote.items()})
+        env["RCLONE_CONFIG"] = str(self.work / "rclone.conf")  # absent: env vars only
+        return env
+
     def run(
         self,
         scenario: Scenario,
@@ -161,15 +236,19 @@ class Suite:
         before: Callable[[], None] | None = None,
         note: str = "",
         runs: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> Row:
-        """Run ``command`` several times (``before`` each run, untimed) and record a row."""
+        """Run ``command`` several times (``before`` each run, untimed) and record a row.
+
+        ``env`` replaces the suite's environment for this command.
+        """
         times: list[float] = []
         peak = 0.0
         wanted = runs or self.args.runs
         for _ in range(wanted):
             if before is not None:
                 before()
-            elapsed, rss = measure_once(command, self.env)
+            elapsed, rss = measure_once(command, self.env if env is None else env)
             times.append(elapsed)
             peak = max(peak, rss)
             if not ours and elapsed > self.args.slow:
@@ -274,6 +353,52 @@ def _file_count(tree: Path) -> int:
     return sum(1 for p in tree.rglob("*") if p.is_file())
 
 
+# rclone's upload flags (../shared/PERF-FACTS.md): 64 files at a time, no bucket check, no
+# listing or HEAD of the destination, no hash read back after the upload (the sink's ETags
+# are not MD5s). Each single-part PUT still carries the file's Content-MD5.
+RCLONE_UPLOAD = (
+    "--transfers",
+    "64",
+    "--checkers",
+    "16",
+    "--s3-no-check-bucket",
+    "--no-check-dest",
+    "--s3-no-head",
+    "--ignore-checksum",
+)
+RCLONE_UPLOAD_NOTE = (
+    "Debian's rclone; --transfers 64 --checkers 16 --s3-no-check-bucket --no-check-dest "
+    "--s3-no-head --ignore-checksum; sends each file's MD5"
+)
+
+
+def _rclone_publish(
+    suite: Suite, s: Scenario, data: Path, endpoint: str, prefix: str, amount: float, unit: str
+) -> Row | None:
+    """``rclone copy`` of ``data`` to the null sink; None (and a note) without rclone."""
+    rclone = suite.rclone()
+    if rclone is None:
+        return None
+    return suite.run(
+        s,
+        "rclone copy",
+        [rclone, "copy", str(data), f"bench:bench/{prefix}/rclone/", *RCLONE_UPLOAD, "-q"],
+        amount=amount,
+        unit=unit,
+        note=RCLONE_UPLOAD_NOTE,
+        env=suite.rclone_env(endpoint),
+    )
+
+
+def _versus(s: Scenario, goal: str, ours: Row, peer: Row | None, times: float) -> None:
+    """The target "ours >= ``times`` x the rate of ``peer``" (not measured without a peer)."""
+    if peer is None:
+        s.check(goal, None, "not measured: rclone unavailable")
+    else:
+        ratio = ours.rate / peer.rate
+        s.check(goal, ratio >= times, f"{ratio:.2f}x")
+
+
 def _directory_publishes(
     suite: Suite, s: Scenario, data: Path, endpoint: str, prefix: str, amount: float, unit: str
 ) -> tuple[Row, Row]:
@@ -322,7 +447,7 @@ def archive_scenario(suite: Suite, data: Path, endpoint: str, key: str, title: s
         )
         ratio = ours.median / alone.median
         s.check("end-to-end within 1.3x of the compressor alone", ratio <= 1.3, f"{ratio:.2f}x")
-        s.check("peak RSS <= 200 MiB", ours.peak_rss_mib <= 200, f"{ours.peak_rss_mib:.0f} MiB")
+        s.check_rss(ours)
     scripted = suite.run(
         s,
         "tar -czf - DIR | aws s3 cp - s3://B/K",
@@ -355,11 +480,17 @@ def directory_scenario(
     title: str,
     *,
     remote: bool,
+    peers: bool = False,
 ) -> Scenario:
-    """B: many small files, one object each; ours vs aws s3 cp and Bacalhau's loop."""
+    """B: many small files, one object each; ours vs aws s3 cp and Bacalhau's loop.
+
+    With ``peers`` (B0, B20), also vs rclone copy, and the limit row: the same upload with
+    the AWS Common Runtime alone (``crt_probe.py``).
+    """
     count = _file_count(data)
     s = suite.scenario(key, title)
     ours, aws = _directory_publishes(suite, s, data, endpoint, "b", count, "files")
+    rclone = _rclone_publish(suite, s, data, endpoint, "b", count, "files") if peers else None
     source, sampled = (sample, True) if sample is not None else (data, False)
     n = _file_count(source)
     loop = suite.run(
@@ -377,7 +508,32 @@ def directory_scenario(
     else:
         s.check("no slower than aws s3 cp --recursive", vs_aws >= 1, f"{vs_aws:.1f}x")
         s.check("no slower than Bacalhau's loop", vs_loop >= 1, f"{vs_loop:.1f}x")
+    if peers:
+        _versus(s, ">= 1.5x the files/s of rclone copy", ours, rclone, 1.5)
+        if not remote:
+            s.check(">= 3,000 files/s", ours.rate >= 3000, f"{ours.rate:,.0f} files/s")
+        _crt_limit(suite, s, data, endpoint, count)
+    s.check_rss(ours)
     return s
+
+
+def _crt_limit(suite: Suite, s: Scenario, data: Path, endpoint: str, count: int) -> None:
+    """The limit row: the same files PUT by the AWS Common Runtime alone (crt_probe.py)."""
+    if importlib.util.find_spec("awscrt") is None:
+        why = "awscrt is not installed (it is in the dev group: make setup)"
+        if not any(why in n for n in suite.notes):
+            suite.notes.append(f"limit rows (crt_probe.py) left out: {why}.")
+            print(f"note: limit rows left out: {why}", flush=True)
+        return
+    suite.run(
+        s,
+        "limit: awscrt S3Client alone (crt_probe.py)",
+        [sys.executable, str(HERE / "crt_probe.py"), str(data), endpoint, "bench", "b/crt/"],
+        amount=count,
+        unit="files",
+        note="awscrt S3Client PUT_OBJECT, 128 in flight, each file read into memory, "
+        "SHA-256 header checksum; no manifest, no retries of ours",
+    )
 
 
 def large_files_scenario(suite: Suite, data: Path, endpoint: str) -> Scenario:
@@ -386,8 +542,10 @@ def large_files_scenario(suite: Suite, data: Path, endpoint: str) -> Scenario:
     files = _file_count(data)
     s = suite.scenario("C", f"directory publish of {files} x {mb / files:.0f} MB files (null sink)")
     ours, aws = _directory_publishes(suite, s, data, endpoint, "c", mb, "MB")
+    _rclone_publish(suite, s, data, endpoint, "c", mb, "MB")
     ratio = aws.median / ours.median
     s.check(">= 1.5x aws s3 cp --recursive", ratio >= 1.5, f"{ratio:.1f}x")
+    s.check_rss(ours)
     return s
 
 
@@ -437,6 +595,7 @@ def get_scenarios(suite: Suite, big: Path, small: Path) -> None:
         )
         ratio = base.median / ours.median
         s.check(">= 2x aws s3 cp | tar -xzf (ours verifies SHA-256)", ratio >= 2, f"{ratio:.1f}x")
+        s.check_rss(ours)
 
         s = suite.scenario("D2", f"get of the directory of B ({count} files; null sink)")
         ours = suite.run(
@@ -458,6 +617,42 @@ def get_scenarios(suite: Suite, big: Path, small: Path) -> None:
         )
         ratio = base.median / ours.median
         s.check(">= 2x aws s3 cp --recursive (ours verifies SHA-256)", ratio >= 2, f"{ratio:.1f}x")
+        rclone, copied = suite.rclone(), None
+        if rclone is not None:
+            # --fast-list: one flat ListObjectsV2 walk (the sink has no delimiter listing).
+            # rclone checks each file's size and its MD5 against the ETag (the keeping sink's
+            # ETags are real MD5s); ours checks each file's size and SHA-256 against the
+            # manifest, whose own SHA-256 is in the result record.
+            copied = suite.run(
+                s,
+                "rclone copy",
+                [
+                    rclone,
+                    "copy",
+                    "bench:bench/d/result/",
+                    str(target),
+                    "--transfers",
+                    "64",
+                    "--checkers",
+                    "16",
+                    "--fast-list",
+                    "-q",
+                ],
+                amount=count,
+                unit="files",
+                before=_fresh(target),
+                note="--transfers 64 --checkers 16 --fast-list; verifies the MD5 of every "
+                "file against its ETag, ours the SHA-256 of every file against the manifest",
+                env=suite.rclone_env(endpoint),
+            )
+        _versus(
+            s,
+            ">= 1.5x the files/s of rclone copy (ours verifies SHA-256, rclone MD5)",
+            ours,
+            copied,
+            1.5,
+        )
+        s.check_rss(ours)
         shutil.rmtree(target, ignore_errors=True)
 
 
@@ -523,9 +718,21 @@ def machine() -> list[str]:
         memory = 0
     versions = ", ".join(
         f"{name} {_version(name)}"
-        for name in ("publisher-core", "publisher-s3", "boto3", "botocore", "awscli", "isal")
+        for name in (
+            "publisher-core",
+            "publisher-s3",
+            "boto3",
+            "botocore",
+            "awscli",
+            "isal",
+            "awscrt",
+        )
     )
     tar = subprocess.run(["tar", "--version"], capture_output=True, text=True).stdout
+    rclone = shutil.which("rclone")
+    if rclone:
+        shown = subprocess.run([rclone, "version"], capture_output=True, text=True).stdout
+        versions += f", {shown.splitlines()[0] if shown else 'rclone'}"
     return [
         f"- CPU: {cpu}; {len(os.sched_getaffinity(0))} cores available; {memory} GiB RAM",
         f"- {platform.system()} {platform.release()}; Python {platform.python_version()}",
@@ -571,6 +778,8 @@ def report(suite: Suite, started: float, command: str) -> str:
             "below are not meaningful here; `make bench` measures them.",
             "",
         ]
+    if suite.notes:
+        lines += [*(f"Note: {n}" for n in suite.notes), ""]
     verdicts = []
     for s in suite.scenarios:
         ours = next((r for r in s.rows if r.ours), None)
@@ -597,8 +806,9 @@ def report(suite: Suite, started: float, command: str) -> str:
         lines.append("")
         verdicts += [(s.key, *v) for v in s.verdicts]
     lines += ["## Targets", "", "| scenario | target | measured | met |", "|---|---|---|---|"]
+    shown = {True: "yes", False: "**no**", None: "not measured"}
     lines += [
-        f"| {k} | {_cell(goal)} | {measured} | {'yes' if met else '**no**'} |"
+        f"| {k} | {_cell(goal)} | {measured} | {shown[met]} |"
         for k, goal, met, measured in verdicts
     ]
     return "\n".join(lines) + "\n"
@@ -657,6 +867,7 @@ def main() -> None:
                     "B0",
                     f"directory publish of {sizes.small_files} files of 2-8 KiB (null sink, 0 ms)",
                     remote=False,
+                    peers=True,
                 )
             with null_sink(LATENCY) as endpoint:
                 directory_scenario(
@@ -668,6 +879,7 @@ def main() -> None:
                     f"directory publish of {sizes.small_files} files of 2-8 KiB "
                     f"(null sink, {LATENCY * 1000:.0f} ms per request)",
                     remote=True,
+                    peers=True,
                 )
         if "C" in only:
             with null_sink() as endpoint:
@@ -705,6 +917,8 @@ def main() -> None:
     )
     text = report(suite, started, command)
     print()
+    for note in suite.notes:
+        print(f"Note: {note}")
     print(text[text.index("## Targets") :])
     if out is not None:
         out.write_text(text)

@@ -1,0 +1,139 @@
+"""The "limit" row of scenario B: the small-file tree uploaded with the AWS Common Runtime.
+
+    python bench/crt_probe.py DIR ENDPOINT BUCKET PREFIX [--in-flight 128] [--region us-east-1]
+
+Every file under DIR becomes the object ``PREFIX + its relative path``: it is read into
+memory and sent as one ``awscrt.s3.S3Client.make_request(type=PUT_OBJECT)`` (the C client
+that ``boto3[crt]`` uses), ``--in-flight`` requests at a time, each with a SHA-256 checksum
+header (``S3ChecksumConfig(algorithm=SHA256, location=HEADER)``). Requests are SigV4-signed
+for service s3 with static credentials from ``AWS_ACCESS_KEY_ID`` and
+``AWS_SECRET_ACCESS_KEY``, path-style (``/BUCKET/KEY``) with the endpoint's host and port
+as the Host header; an ``http://`` endpoint turns TLS off. There is no listing, no manifest
+and no retry policy of ours: what is left is the floor a Python program can reach for
+one-object-per-file uploads on this machine.
+
+Every request must succeed with a 2xx status; otherwise the first failures go to stderr
+and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def upload(
+    root: Path, endpoint: str, bucket: str, prefix: str, *, in_flight: int, region: str
+) -> list[str]:
+    """PUT every file under ``root``; the failures, one line each (empty: all succeeded)."""
+    from awscrt.auth import AwsCredentialsProvider
+    from awscrt.http import HttpHeaders, HttpRequest
+    from awscrt.s3 import (
+        S3ChecksumAlgorithm,
+        S3ChecksumConfig,
+        S3ChecksumLocation,
+        S3Client,
+        S3RequestTlsMode,
+        S3RequestType,
+        create_default_s3_signing_config,
+    )
+
+    url = urlsplit(endpoint)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise SystemExit(f"not an http(s) endpoint: {endpoint}")
+    credentials = AwsCredentialsProvider.new_static(
+        os.environ.get("AWS_ACCESS_KEY_ID", "BENCHACCESSKEY"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", "bench-secret-key"),
+    )
+    client = S3Client(
+        region=region,
+        tls_mode=S3RequestTlsMode.DISABLED if url.scheme == "http" else S3RequestTlsMode.ENABLED,
+        signing_config=create_default_s3_signing_config(
+            region=region, credential_provider=credentials
+        ),
+    )
+    checksum = S3ChecksumConfig(
+        algorithm=S3ChecksumAlgorithm.SHA256, location=S3ChecksumLocation.HEADER
+    )
+    base = url.path.rstrip("/")
+    slots = threading.BoundedSemaphore(in_flight)
+    lock = threading.Lock()
+    pending: dict[int, object] = {}  # the live requests, kept referenced until done
+    failures: list[str] = []
+    finished = threading.Condition(lock)
+    done = 0
+
+    def on_done(
+        number: int,
+        key: str,
+        error: Exception | None = None,
+        status_code: int | None = None,
+        **_: object,
+    ) -> None:
+        nonlocal done
+        with lock:
+            pending.pop(number, None)
+            if error is not None or status_code is None or not 200 <= status_code < 300:
+                failures.append(f"{key}: status {status_code}, {error!r}")
+            done += 1
+            finished.notify_all()
+        slots.release()
+
+    files = _files(root)
+    for number, path in enumerate(files):
+        key = prefix + path.relative_to(root).as_posix()
+        body = path.read_bytes()
+        request = HttpRequest(
+            "PUT",
+            f"{base}/{quote(bucket, safe='')}/{quote(key, safe='/~')}",
+            HttpHeaders([("Host", url.netloc), ("Content-Length", str(len(body)))]),
+            io.BytesIO(body),
+        )
+        slots.acquire()
+        with lock:
+            pending[number] = client.make_request(
+                type=S3RequestType.PUT_OBJECT,
+                request=request,
+                checksum_config=checksum,
+                on_done=lambda n=number, k=key, **kwargs: on_done(n, k, **kwargs),
+            )
+    with lock:
+        finished.wait_for(lambda: done == len(files))
+    return failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("endpoint")
+    parser.add_argument("bucket")
+    parser.add_argument("prefix")
+    parser.add_argument("--in-flight", type=int, default=128, help="requests at a time")
+    parser.add_argument("--region", default="us-east-1")
+    args = parser.parse_args()
+    failures = upload(
+        args.root,
+        args.endpoint,
+        args.bucket,
+        args.prefix,
+        in_flight=args.in_flight,
+        region=args.region,
+    )
+    if failures:
+        print(f"crt_probe: {len(failures)} request(s) failed:", file=sys.stderr)
+        for line in failures[:10]:
+            print(f"  {line}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
