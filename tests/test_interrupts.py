@@ -148,8 +148,13 @@ def test_an_interrupt_at_any_point_ends_quickly_and_leaves_nothing(
         took = time.monotonic() - sent
         reader.join()
         where = f"{sig.name} at {at:.2f} s of {span:.2f} s"
-        if point == POINTS - 1 and (tmp_path / "result.yaml").read_text():
-            outcomes.append(f"{where}: published first (exit {code})")  # it won the race
+        # It finished first (the baseline ran slower than this run): exit 0, or killed by the
+        # signal itself if it came after the CLI had returned and given its handlers back.
+        if code in (0, -sig) and (tmp_path / "result.yaml").read_text():
+            assert "Bucket:" in (tmp_path / "result.yaml").read_text(), where
+            objects, uploads = leftovers(s3, bucket, prefix)
+            assert objects and not uploads, f"{where}: exit 0, but {objects=} {uploads=}"
+            outcomes.append(f"{where}: published first (exit {code})")
             continue
         assert code == (130 if sig == signal.SIGINT else 143), f"{where}: {run.lines[-5:]}"
         expected = (
@@ -165,8 +170,8 @@ def test_an_interrupt_at_any_point_ends_quickly_and_leaves_nothing(
         assert objects == late_objects == [], f"{where}: left {objects or late_objects}"
         assert uploads == late_uploads == [], f"{where}: uploads left {uploads or late_uploads}"
         outcomes.append(f"{where}: exit {code} in {took:.2f} s")
-    interrupted = [o for o in outcomes if "exit" in o]
-    assert len(interrupted) >= POINTS - 1, outcomes
+    interrupted = [o for o in outcomes if "published first" not in o]
+    assert len(interrupted) >= POINTS // 2, outcomes  # the early points always interrupt
 
 
 def offline_client() -> Any:
