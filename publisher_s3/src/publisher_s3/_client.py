@@ -19,7 +19,6 @@ from publisher_core import PublishError, SpecError, quoted
 from ._spec import ENDPOINT_VARIABLES, S3Settings, endpoint_problems
 
 if TYPE_CHECKING:
-    from botocore.exceptions import ClientError
     from botocore.session import Session
     from mypy_boto3_s3 import S3Client
 
@@ -302,11 +301,13 @@ def describe_client_error(exc: BaseException, bucket: str, key: str) -> str:
 
     attempts = attempts_of(exc)
     tried = f" after {attempts} attempts" if attempts is not None and attempts > 1 else ""
-    if isinstance(exc, _ClientError):
-        error: ClientError = exc
-        code = error.response.get("Error", {}).get("Code", "Unknown")
-        message = error.response.get("Error", {}).get("Message", "")
+    code = error_code(exc)
+    if isinstance(exc, _ClientError) or code is not None:  # the store answered with an error
+        response: dict[str, Any] = getattr(exc, "response", {})
+        code = code or "Unknown"
+        message = response.get("Error", {}).get("Message", "")
         detail = f": {message}" if message and message != code else ""
-        return f"{error.operation_name} s3://{bucket}/{key} failed with {code}{tried}{detail}"
+        operation = getattr(exc, "operation_name", "a request")
+        return f"{operation} s3://{bucket}/{key} failed with {code}{tried}{detail}"
     text = " ".join(str(exc).split())
     return f"s3://{bucket}/{key}: {type(exc).__name__}{tried}: {text}"

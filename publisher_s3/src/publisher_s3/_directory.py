@@ -35,6 +35,7 @@ from publisher_core import (
 
 from ._cleanup import CleanupLog
 from ._client import describe_client_error
+from ._crt import CrtPuts, crt_puts
 from ._helpers import Helper, helper_count, helper_job
 from ._overwrite import overwrite_policy
 from ._spec import S3Settings
@@ -59,14 +60,25 @@ _log = logging.getLogger(__name__)
 
 
 class FileUploads:
-    """Files uploaded as ``key + path`` from a bounded thread pool; the first failure stops all.
+    """Files uploaded as ``key + path``; the first failure stops all.
 
-    Every request is reported to ``log``: the publish's own clean-up log, or in a helper
+    Files of a part size or more go up from a bounded thread pool (botocore), as do small
+    ones unless ``crt`` is given: then small files are read here, one after another, and
+    sent through the AWS Common Runtime, many at once (``_crt``). Every request is
+    reported to ``log`` before it is sent: the publish's own clean-up log, or in a helper
     process one that forwards to its parent's.
     """
 
-    def __init__(self, to: Destination, log: CleanupLog, key: str, settings: S3Settings) -> None:
+    def __init__(
+        self,
+        to: Destination,
+        log: CleanupLog,
+        key: str,
+        settings: S3Settings,
+        crt: CrtPuts | None = None,
+    ) -> None:
         self.to, self.log, self.key, self.settings = to, log, key, settings
+        self.crt = crt
         workers = settings.concurrency
         self.pool = BoundedPool(workers, limit=2 * workers)
 
@@ -119,12 +131,67 @@ class FileUploads:
         )
 
     def upload(self, files: list[TreeEntry]) -> list[ManifestFile]:
-        """Upload ``files`` from the thread pool; the first failure stops the rest."""
+        """Upload ``files``; the first failure stops the rest."""
+        small: list[TreeEntry] = []
         for entry in files:
-            self.pool.submit(functools.partial(self._file, entry))
-        done: list[ManifestFile] = self.pool.results()
+            if self.crt is not None and entry.size < self.settings.part_size:
+                small.append(entry)
+            else:
+                self.pool.submit(functools.partial(self._file, entry))
+        done = self._send_small(small) if small else []
+        done += self.pool.results()
         self.pool.close(cancel=False)
         return done
+
+    def _send_small(self, files: list[TreeEntry]) -> list[ManifestFile]:
+        """Read each file here and send it through the runtime; wait for them all."""
+        assert self.crt is not None
+        done: list[ManifestFile] = []
+        try:
+            for entry in files:
+                if self.pool.stop.is_set():
+                    break
+                with open_entry(entry) as handle:
+                    data = handle.read(entry.size + 1)
+                if len(data) != entry.size:
+                    raise PublishError(
+                        f"{entry.path}: changed size while publishing; nothing was published"
+                    )
+                key = self.key + entry.path
+                checksum = sha256_of(data)
+                content_type = mimetypes.guess_type(entry.path)[0] or "application/octet-stream"
+                self.log.writing(key)
+                sent = functools.partial(self._sent, entry, key, checksum, done)
+                self.crt.put(key, data, checksum, content_type, sent)
+        except Exception as exc:
+            self.pool.fail(exc)  # the pool's uploads stop too
+            raise
+        finally:
+            if self.pool.stop.is_set():
+                self.crt.cancel()
+            self.crt.drain()
+        return done
+
+    def _sent(
+        self,
+        entry: TreeEntry,
+        key: str,
+        checksum: str,
+        done: list[ManifestFile],
+        version: str | None,
+        error: BaseException | None,
+    ) -> None:
+        """What the runtime reports for one file (called on its threads)."""
+        if error is not None:
+            self.log.not_written(key, error)
+            self.pool.fail(PublishError(describe_client_error(error, self.to.bucket, key)))
+            return
+        self.log.written(key, version)
+        done.append(  # list.append is atomic
+            ManifestFile(
+                path=entry.path, size=entry.size, checksum_sha256=checksum, version_id=version
+            )
+        )
 
 
 class DirectoryUpload:
@@ -150,6 +217,13 @@ class DirectoryUpload:
         self.log = request.new_log()
         self.files = FileUploads(self.to, self.log, self.key, self.settings)
         self.pool = self.files.pool
+
+    def _start_runtime(self, files: list[TreeEntry]) -> bool:
+        """Send the small files through the AWS Common Runtime where it can carry them."""
+        if not any(e.size < self.settings.part_size for e in files):
+            return False
+        self.files.crt = crt_puts(self.to, self.session, self.settings, self.expected_bucket_owner)
+        return self.files.crt is not None
 
     def _start_helpers(self, files: list[TreeEntry], helpers: list[Helper]) -> list[TreeEntry]:
         """Start helper processes for shares of the small files; return what stays here.
@@ -189,15 +263,21 @@ class DirectoryUpload:
             )
         except BaseException as exc:
             self.pool.close(cancel=True, timeout=grace_after(exc))
+            if self.files.crt is not None:  # what is still in flight ends before clean-up
+                self.files.crt.cancel()
+                self.files.crt.drain(grace_after(exc))
             for helper in list(helpers):
                 helper.stop()  # everything a helper reported is in the log before clean-up
             abandon(exc, self.log, self.to.bucket, self.key)
+        finally:
+            if self.files.crt is not None:
+                self.files.crt.close()
 
     def _upload(self, entries: list[TreeEntry], helpers: list[Helper]) -> UploadOutcome:
         policy = overwrite_policy(self.overwrite, self.to, self.log, self.key)
         policy.before()
         files = [e for e in entries if e.kind == "file"]
-        kept = self._start_helpers(files, helpers)
+        kept = files if self._start_runtime(files) else self._start_helpers(files, helpers)
         done = self.files.upload(kept)
         for helper in helpers:
             done += helper.finish()
