@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import unescape
 
+from publisher_core import RetryPolicy
+
 from ._transfer import Destination, version_of
 
 if TYPE_CHECKING:
@@ -105,11 +107,45 @@ class CrtRequestError(Exception):
 
     def __init__(self, message: str, code: str | None = None, status: int | None = None):
         super().__init__(message)
+        self.publisher_attempts: int | None = None  # set once its last attempt failed
         self.response: dict[str, Any] = {"ResponseMetadata": {}}
         if code:
             self.response["Error"] = {"Code": code, "Message": message}
         if status is not None:
             self.response["ResponseMetadata"]["HTTPStatusCode"] = status
+
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "TooManyRequests",
+    }
+)
+
+
+def _transient(failure: CrtRequestError) -> bool:
+    """Whether another attempt may succeed: no reply, 5xx, 429, or a transient code."""
+    status = failure.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = failure.response.get("Error", {}).get("Code")
+    if status is None and code is None:
+        return True  # the connection broke, timed out or was cancelled as stalled
+    return code in _TRANSIENT_CODES or (
+        isinstance(status, int) and (status >= 500 or status == 429)
+    )
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header's seconds, if it holds a number."""
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _failure(error: BaseException, status: int | None, body: bytes | None) -> CrtRequestError:
@@ -186,41 +222,59 @@ class CrtPuts:
             ),
             tls_connection_options=tls,
             connect_timeout_ms=int(settings.connect_timeout * 1000),
-            retry_config=s3.S3RetryConfig(max_retries=max(1, settings.max_attempts - 1)),
+            retry_config=s3.S3RetryConfig(retry_mode=s3.S3RetryMode.NONE),  # ours: policy
         )
         self._lock = threading.Condition()
         self._live: dict[int, tuple[float, S3Request]] = {}  # for the watcher and cancel
         self._ended: set[int] = set()  # requests that ended before they were registered
         self._count = 0  # requests in flight
         self._serial = 0
+        self._stopping = False
+        self.policy = RetryPolicy(attempts=max(1, settings.max_attempts), base=0.1, cap=20.0)
         self._watch_stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="publisher-s3-crt", daemon=True)
         self._watcher.start()
 
     def put(self, key: str, data: bytes, checksum: str, content_type: str, done: Done) -> None:
-        """Send PutObject ``data`` at ``key``; ``done`` is called once when it ends.
+        """Send PutObject ``data`` at ``key``; ``done`` is called once, when it has ended.
 
-        Blocks while the most requests allowed are in flight.
+        Blocks while the most requests allowed are in flight. A transient failure (5xx,
+        429, a throttling or timeout code, a 200 carrying an error, a broken or stalled
+        connection) is tried again as the retry policy says, up to ``max_attempts``.
         """
-        http, s3 = self._http, self._s3
-        headers = http.HttpHeaders(
-            [
-                ("Host", self.host),
-                ("Content-Length", str(len(data))),
-                ("Content-Type", content_type),
-                ("x-amz-checksum-sha256", checksum),
-                ("x-amz-sdk-checksum-algorithm", "SHA256"),
-                *self.static_headers,
-            ]
-        )
-        request = http.HttpRequest(
-            "PUT", self.base_path + quote(key, safe="/~"), headers, io.BytesIO(data)
-        )
-        reply: dict[str, Any] = {}
+        headers = [
+            ("Host", self.host),
+            ("Content-Length", str(len(data))),
+            ("Content-Type", content_type),
+            ("x-amz-checksum-sha256", checksum),
+            ("x-amz-sdk-checksum-algorithm", "SHA256"),
+            *self.static_headers,
+        ]
+        path = self.base_path + quote(key, safe="/~")
         self.in_flight.acquire()
         with self._lock:
-            self._serial += 1
             self._count += 1
+        try:
+            self._send(path, headers, data, done, 1)
+        except BaseException:
+            self._finished()
+            raise
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._count -= 1
+            self._lock.notify_all()
+        self.in_flight.release()
+
+    def _send(
+        self, path: str, headers: list[tuple[str, str]], data: bytes, done: Done, number: int
+    ) -> None:
+        """Attempt ``number`` of one PutObject."""
+        http, s3 = self._http, self._s3
+        request = http.HttpRequest("PUT", path, http.HttpHeaders(headers), io.BytesIO(data))
+        reply: dict[str, str] = {}
+        with self._lock:
+            self._serial += 1
             serial = self._serial
 
         def on_headers(status_code: int, headers: list[tuple[str, str]], **_: Any) -> None:
@@ -229,38 +283,55 @@ class CrtPuts:
         def on_done(
             error: BaseException | None = None,
             status_code: int | None = None,
+            error_headers: list[tuple[str, str]] | None = None,
             error_body: bytes | None = None,
             **_: Any,
         ) -> None:
             with self._lock:
                 if self._live.pop(serial, None) is None:
                     self._ended.add(serial)
-                self._count -= 1
-                self._lock.notify_all()
-            self.in_flight.release()
-            if error is not None:
-                done(None, _failure(error, status_code, error_body))
-            else:
+                stopping = self._stopping
+            if error is None:
+                self._finished()
                 done(version_of({"VersionId": reply.get("x-amz-version-id")}), None)
+                return
+            failure = _failure(error, status_code, error_body)
+            if number < self.policy.attempts and not stopping and _transient(failure):
+                hint = dict((k.lower(), v) for k, v in error_headers or ()).get("retry-after")
+                wait = self.policy.delay(number, retry_after_seconds(hint))
+                _log.debug("PUT %s: %s; attempt %d in %.2f s", path, failure, number + 1, wait)
+                timer = threading.Timer(wait, self._resend, (path, headers, data, done, number))
+                timer.daemon = True
+                timer.start()
+                return
+            failure.publisher_attempts = number
+            self._finished()
+            done(None, failure)
 
-        try:
-            sent = self.client.make_request(
-                type=s3.S3RequestType.PUT_OBJECT,
-                request=request,
-                on_headers=on_headers,
-                on_done=on_done,
-            )
-        except BaseException:
-            with self._lock:
-                self._count -= 1
-                self._lock.notify_all()
-            self.in_flight.release()
-            raise
+        sent = self.client.make_request(
+            type=s3.S3RequestType.PUT_OBJECT,
+            request=request,
+            on_headers=on_headers,
+            on_done=on_done,
+        )
         with self._lock:
             if serial in self._ended:
                 self._ended.discard(serial)
             else:
                 self._live[serial] = (time.monotonic(), sent)
+
+    def _resend(
+        self, path: str, headers: list[tuple[str, str]], data: bytes, done: Done, failed: int
+    ) -> None:
+        try:
+            with self._lock:
+                stopping = self._stopping
+            if stopping:
+                raise CrtRequestError("stopped before it was tried again")
+            self._send(path, headers, data, done, failed + 1)
+        except BaseException as exc:
+            self._finished()
+            done(None, exc if isinstance(exc, CrtRequestError) else _failure(exc, None, None))
 
     def _watch(self) -> None:
         """Cancel requests in flight for longer than the read timeout (the runtime has none)."""
@@ -273,8 +344,9 @@ class CrtPuts:
                 request.cancel()
 
     def cancel(self) -> None:
-        """Cancel every request in flight (each still calls its ``done``)."""
+        """Cancel every request in flight and every retry (each still calls its ``done``)."""
         with self._lock:
+            self._stopping = True
             live = [r for _, r in self._live.values()]
         for request in live:
             request.cancel()
