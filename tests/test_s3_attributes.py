@@ -53,7 +53,9 @@ def _publish(
     bucket = server.new_bucket()
     archive = mode.endswith("archive")
     document = {**s3_spec(server, bucket, "res/{jobID}", archive), **extra}
-    processes = {"processes": 2} if mode == "helpers" else {"processes": 1}
+    processes = (  # helper processes serve the botocore request path
+        {"processes": 2, "request_path": "botocore"} if mode == "helpers" else {"processes": 1}
+    )
     result = publish(
         document,
         source,
@@ -253,7 +255,8 @@ def test_expected_bucket_owner_is_sent_on_writes_and_clean_up(s3, tmp_path, comp
     bucket = s3.new_bucket()
     document = {**s3_spec(s3, bucket, "owned", compress), "ExpectedBucketOwner": MOTO_ACCOUNT}
     with pytest.raises(Exception, match="injected failure"):
-        publish(document, source, settings={"part_size": PART, "processes": 1})
+        settings = {"part_size": PART, "processes": 1, "request_path": "botocore"}
+        publish(document, source, settings=settings)
     operations = {name for name, _ in seen}
     assert {"CreateMultipartUpload", "UploadPart", "AbortMultipartUpload"} <= operations
     if not compress:

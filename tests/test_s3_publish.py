@@ -472,7 +472,9 @@ def test_a_failed_republish_keeps_the_earlier_version_visible(
 
 
 def test_a_failing_file_is_named_in_the_error(s3, result_dir, monkeypatch):
-    """The error names the object that failed, not only the prefix."""
+    """The error names the object that failed, not only the prefix (botocore's path; the
+    runtime's: tests/test_s3_crt.py)."""
+    monkeypatch.setenv("PUBLISHER_S3_REQUEST_PATH", "botocore")
 
     def refuse(params, **_):
         if params["Key"].endswith("résumé.txt"):
@@ -543,6 +545,8 @@ def test_helper_processes_share_a_directory_of_many_files(s3, tmp_path, monkeypa
     """Small files are split across helper processes; the result round-trips."""
     import publisher_s3._helpers as helpers
 
+    monkeypatch.setenv("PUBLISHER_S3_REQUEST_PATH", "botocore")  # helpers serve botocore's
+
     monkeypatch.setattr(helpers, "FILES_PER_PROCESS", 10)
     started = []
     real = helpers.Helper.__init__
@@ -565,6 +569,7 @@ def test_helper_processes_share_a_directory_of_many_files(s3, tmp_path, monkeypa
 
 def test_a_helper_failing_removes_what_every_process_wrote(s3, tmp_path, monkeypatch):
     """A file vanishing in a helper's share fails the publish; nothing is left anywhere."""
+    monkeypatch.setenv("PUBLISHER_S3_REQUEST_PATH", "botocore")  # helpers serve botocore's
     import publisher_s3._directory as upload
     import publisher_s3._helpers as helpers
 
@@ -588,6 +593,7 @@ def test_a_helper_failing_removes_what_every_process_wrote(s3, tmp_path, monkeyp
 
 def test_a_helper_that_dies_fails_the_publish_and_leaves_nothing(s3, tmp_path, monkeypatch):
     """A helper killed mid-way: the parent says so and removes what it reported."""
+    monkeypatch.setenv("PUBLISHER_S3_REQUEST_PATH", "botocore")  # helpers serve botocore's
     import signal
 
     import publisher_s3._helpers as helpers

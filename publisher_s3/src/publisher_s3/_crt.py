@@ -369,11 +369,11 @@ def crt_puts(
 ) -> CrtPuts | None:
     """A :class:`CrtPuts` for ``to``, or None where the runtime cannot carry its requests.
 
-    None without awscrt, behind a proxy (the runtime ignores ``HTTPS_PROXY``), without a
-    session, or when the bucket's URL or an attribute cannot be mapped: botocore then
-    sends every request, as before.
+    None when the settings ask for botocore (``request_path``), without awscrt, behind a
+    proxy (the runtime ignores ``HTTPS_PROXY``), without a session, or when the bucket's
+    URL or an attribute cannot be mapped: botocore then sends every request.
     """
-    if session is None:
+    if session is None or settings.request_path != "crt":
         return None
     endpoint = to.client.meta.endpoint_url
     if _proxied(endpoint):

@@ -132,10 +132,12 @@ class S3Settings:
     """Operator settings, from ``PUBLISHER_S3_<NAME>`` or the host.
 
     ``part_size`` bytes per multipart part (5 MiB..5 GiB); files and archives smaller
-    than one part go up in one PutObject. ``concurrency`` requests in flight per process;
-    ``processes`` how many processes share a directory of many small files (botocore
-    spends ~1 ms of CPU per request, so one process cannot keep a fast store busy;
-    1 keeps everything in the calling process).
+    than one part go up in one PutObject. ``concurrency`` botocore requests in flight
+    per process (the runtime's small PutObjects: 8 times as many). ``request_path``
+    ``crt`` sends a directory's small files through the AWS Common Runtime where it can
+    (not behind a proxy), ``botocore`` sends every request through botocore, with
+    ``processes`` processes sharing a directory of many small files (botocore spends
+    ~1 ms of CPU per request; 1 keeps everything in the calling process).
     ``compression_level`` is ISA-L's 0-3 and ``compression_threads`` how many threads
     compress an archive (default: the CPUs this process may use, at most 4).
     ``url_lifetime`` seconds for pre-signed URLs.
@@ -149,6 +151,9 @@ class S3Settings:
     """
 
     concurrency: int = attrs.field(default=16, validator=_positive)
+    request_path: str = attrs.field(
+        default="crt", validator=attrs.validators.in_(("crt", "botocore"))
+    )
     processes: int = attrs.field(
         factory=_default_parallelism,
         validator=[attrs.validators.ge(1), attrs.validators.le(64)],
