@@ -21,7 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from publisher_core import DownloadError, DownloadItem, ResultDescription, download, sha256_b64
-from publisher_core._transport import TransientError, Transport, retry_after_seconds
+from publisher_core._retry import retry_after_seconds
+from publisher_core._transport import TransientError, Transport
 
 SECRET = "X-Amz-Signature=s3cr3t"
 

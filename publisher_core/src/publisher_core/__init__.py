@@ -71,7 +71,7 @@ from ._names import KnownNames
 from ._paths import MAX_PATH_BYTES, MAX_PATH_DEPTH, MAX_SEGMENT_BYTES, path_problem
 from ._prepare import ScannedResult, scan_result
 from ._registry import ENTRY_POINT_GROUP, Publisher, PublisherStatus, Registry
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, retry_after_seconds
 from ._settings import load_settings
 from ._tree import TreeEntry, empty_directories, open_entry, scan_tree
 from .hookspecs import hookimpl
@@ -148,6 +148,7 @@ __all__ = [
     "result_keys",
     "result_name",
     "result_to_document",
+    "retry_after_seconds",
     "safe_relative_path",
     "scan_result",
     "scan_tree",

@@ -16,7 +16,7 @@ from typing import Final, TypeVar
 
 import attrs
 
-__all__ = ["DEFAULT_ATTEMPTS", "RetryPolicy"]
+__all__ = ["DEFAULT_ATTEMPTS", "RetryPolicy", "retry_after_seconds"]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
@@ -32,6 +32,14 @@ _MAX_DOUBLINGS = 64
 def _seconds(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{attribute.name} must be a finite number of seconds >= 0, not {value}")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds; None if absent or an HTTP date."""
+    value = (value or "").strip()
+    if not value.isascii() or not value.isdigit():
+        return None
+    return float(value)
 
 
 @attrs.frozen(kw_only=True)

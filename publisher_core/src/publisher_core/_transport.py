@@ -32,6 +32,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from ._errors import DownloadError
 from ._models import redact_url
+from ._retry import retry_after_seconds
 
 if TYPE_CHECKING:
     import ssl
@@ -45,7 +46,6 @@ __all__ = [
     "Body",
     "TransientError",
     "Transport",
-    "retry_after_seconds",
 ]
 
 DEFAULT_TIMEOUT: Final = 60.0
@@ -89,14 +89,6 @@ class Body(Protocol):
     def readinto(self, buffer: memoryview, /) -> int:
         """Fill ``buffer`` from the body; 0 at its end. :class:`TransientError` if it broke."""
         ...
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` header in seconds; None if absent or an HTTP date."""
-    value = (value or "").strip()
-    if not value.isascii() or not value.isdigit():
-        return None
-    return float(value)
 
 
 def _safe_text(text: str, *urls: str) -> str | None:

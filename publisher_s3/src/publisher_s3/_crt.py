@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import unescape
 
-from publisher_core import RetryPolicy
+from publisher_core import RetryPolicy, retry_after_seconds
 
 from ._transfer import Destination, version_of
 
@@ -138,14 +138,6 @@ def _transient(failure: CrtRequestError) -> bool:
     return code in _TRANSIENT_CODES or (
         isinstance(status, int) and (status >= 500 or status == 429)
     )
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` header's seconds, if it holds a number."""
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _failure(error: BaseException, status: int | None, body: bytes | None) -> CrtRequestError:
