@@ -39,9 +39,11 @@ from ._attributes import (
     object_arguments,
 )
 from ._client import custom_endpoint, describe_client_error, is_missing, make_client, new_session
+from ._presign import Presigner, botocore_url
 from ._spec import S3Params, S3Result, S3Settings, environment_endpoint_problems, spec_problems
 
 if TYPE_CHECKING:
+    from botocore.session import Session
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import GetObjectRequestTypeDef, HeadObjectRequestTypeDef
 
@@ -181,14 +183,6 @@ def _result(
     )
 
 
-def _presign(client: S3Client, bucket: str, key: str, lifetime: int, version: str | None) -> str:
-    request: GetObjectRequestTypeDef = {"Bucket": bucket, "Key": key}
-    if version:
-        request["VersionId"] = version
-    url: str = client.generate_presigned_url("get_object", Params=request, ExpiresIn=lifetime)
-    return url
-
-
 def _manifest(client: S3Client, params: S3Result, attempts: int) -> Manifest:
     """The result's manifest, checked against its recorded SHA-256.
 
@@ -277,14 +271,19 @@ def describe_result(params: S3Result, settings: S3Settings) -> ResultDescription
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        client, _ = make_client(params.endpoint, params.region, params.bucket, settings)
+        session = new_session()
+        client, _ = make_client(
+            params.endpoint, params.region, params.bucket, settings, session=session
+        )
         with contextlib.closing(client):  # its connections, broken ones included
-            return _describe(client, params, settings)
+            return _describe(client, params, settings, session)
     except (BotoCoreError, ClientError) as exc:
         raise DownloadError(describe_client_error(exc, params.bucket, params.key)) from exc
 
 
-def _describe(client: S3Client, params: S3Result, settings: S3Settings) -> ResultDescription:
+def _describe(
+    client: S3Client, params: S3Result, settings: S3Settings, session: Session
+) -> ResultDescription:
     lifetime = settings.url_lifetime
     expires = datetime.now(timezone.utc) + timedelta(seconds=lifetime)
     if params.size is None and params.manifest is None:  # written by another tool
@@ -293,7 +292,7 @@ def _describe(client: S3Client, params: S3Result, settings: S3Settings) -> Resul
     if not params.key.endswith("/"):
         item = DownloadItem(
             path=params.key.rsplit("/", 1)[-1],
-            url=_presign(client, params.bucket, params.key, lifetime, params.version_id),
+            url=botocore_url(client, params.bucket, params.key, lifetime, params.version_id),
             size=params.size,
             # A result without our Size was written by another tool (Bacalhau records
             # S3's checksum, which is composite for multipart objects): not ours to trust.
@@ -302,11 +301,12 @@ def _describe(client: S3Client, params: S3Result, settings: S3Settings) -> Resul
             archive=True,
         )
         return ResultDescription(type="s3", name=name, items=(item,))
+    presigner = Presigner(client, params.bucket, lifetime, session)
     if params.manifest is None:  # published by another tool, e.g. Bacalhau itself
         items = tuple(
             DownloadItem(
                 path=path,
-                url=_presign(client, params.bucket, params.key + path, lifetime, None),
+                url=presigner.url(params.key + path),
                 size=size,
                 expires=expires,
             )
@@ -324,7 +324,7 @@ def _describe(client: S3Client, params: S3Result, settings: S3Settings) -> Resul
             path=f.path,
             # Pinned where the store versions objects: a later result published over
             # this one cannot be read in its place.
-            url=_presign(client, params.bucket, params.key + f.path, lifetime, f.version_id),
+            url=presigner.url(params.key + f.path, f.version_id),
             size=f.size,
             checksum_sha256=f.checksum_sha256,
             expires=expires,
