@@ -537,14 +537,15 @@ def _crt_limit(suite: Suite, s: Scenario, data: Path, endpoint: str, count: int)
 
 
 def large_files_scenario(suite: Suite, data: Path, endpoint: str) -> Scenario:
-    """C: a few large files in directory mode; ours vs aws s3 cp --recursive."""
+    """C: a few large files in directory mode; ours vs aws s3 cp --recursive and rclone."""
     mb = _megabytes(data)
     files = _file_count(data)
     s = suite.scenario("C", f"directory publish of {files} x {mb / files:.0f} MB files (null sink)")
     ours, aws = _directory_publishes(suite, s, data, endpoint, "c", mb, "MB")
-    _rclone_publish(suite, s, data, endpoint, "c", mb, "MB")
+    rclone = _rclone_publish(suite, s, data, endpoint, "c", mb, "MB")
     ratio = aws.median / ours.median
     s.check(">= 1.5x aws s3 cp --recursive", ratio >= 1.5, f"{ratio:.1f}x")
+    _versus(s, "no slower than rclone copy", ours, rclone, 1.0)
     s.check_rss(ours)
     return s
 

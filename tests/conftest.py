@@ -17,7 +17,12 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-pytest_plugins = ["tests.s3_servers", "tests.fault_table", "tests.downloads"]
+pytest_plugins = [
+    "tests.s3_servers",
+    "tests.fault_table",
+    "tests.downloads",
+    "tests.http_servers",
+]
 
 PLUGINS = Path(__file__).parent / "plugins"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -101,7 +101,7 @@ def test_files_and_archive_content_share_the_limit(tmp_path):
 def test_recorded_sizes_over_the_limit_are_refused_before_any_download(tmp_path, monkeypatch):
     """Files whose recorded Sizes add up to more than the limit are refused unopened."""
 
-    def never(self: Transport, url: str, timeout: float | None = None) -> Any:
+    def never(self: Transport, url: str, timeout: float | None = None, **_: Any) -> Any:
         raise AssertionError(f"{url} was opened")
 
     monkeypatch.setattr(Transport, "open", never)

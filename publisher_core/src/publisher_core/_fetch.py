@@ -29,7 +29,7 @@ from ._checksums import sha256_b64
 from ._errors import DownloadError, IntegrityError
 from ._models import DownloadItem, redact_url
 from ._retry import RetryPolicy
-from ._transport import TransientError, Transport
+from ._transport import RUNTIME_MAX_SIZE, TransientError, Transport
 
 __all__ = ["Cancelled", "fetch_item", "fetch_items"]
 
@@ -57,15 +57,18 @@ def _attempt(
     transport: Transport,
     cancel: threading.Event,
     budget: Budget | None,
+    first: bool,
 ) -> tuple[bool, int]:
     """One download of ``item`` into ``out``, verified; see :func:`fetch_item`.
 
     Never reads more than one byte past a recorded size, and counts every byte against
-    ``budget`` before writing it.
+    ``budget`` before writing it. The ``first`` attempt of a small item may go through
+    the AWS Common Runtime; every retry goes through urllib3.
     """
     digest = hashlib.sha256()
     size = 0
-    with transport.open(item.url) as source:
+    small = item.size if first and item.size is not None and item.size <= RUNTIME_MAX_SIZE else None
+    with transport.open(item.url, small=small) as source:
         while True:
             if cancel.is_set():
                 raise Cancelled
@@ -131,7 +134,7 @@ def fetch_item(
                 out.seek(0)
                 out.truncate()
             try:
-                return _attempt(item, out, view, transport, cancel, budget)
+                return _attempt(item, out, view, transport, cancel, budget, number == 1)
             except DownloadError as exc:  # one that no retry fixes, e.g. HTTP 403 or 404
                 if number == 1:
                     raise

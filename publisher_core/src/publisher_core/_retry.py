@@ -16,7 +16,7 @@ from typing import Final, TypeVar
 
 import attrs
 
-__all__ = ["DEFAULT_ATTEMPTS", "RetryPolicy", "retry_after_seconds"]
+__all__ = ["DEFAULT_ATTEMPTS", "RetryPolicy", "TransientError", "retry_after_seconds"]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
@@ -40,6 +40,18 @@ def retry_after_seconds(value: str | None) -> float | None:
     if not value.isascii() or not value.isdigit():
         return None
     return float(value)
+
+
+class TransientError(Exception):
+    """A failure another attempt may fix; ``reason`` says what went wrong, safe to show.
+
+    ``retry_after`` is the server's hint in seconds (``Retry-After``), if it gave one.
+    """
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 @attrs.frozen(kw_only=True)

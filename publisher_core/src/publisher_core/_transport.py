@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import unquote, urljoin, urlsplit
 
+from ._crt import RUNTIME_MAX_SIZE, RuntimeGets, Unreachable, Unsuited
 from ._errors import DownloadError
 from ._models import redact_url
-from ._retry import retry_after_seconds
+from ._retry import TransientError, retry_after_seconds
 
 if TYPE_CHECKING:
     import ssl
@@ -42,7 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "REQUEST_PATH_VARIABLE",
     "RETRY_STATUSES",
+    "RUNTIME_MAX_SIZE",
     "Body",
     "TransientError",
     "Transport",
@@ -53,8 +57,12 @@ DEFAULT_TIMEOUT: Final = 60.0
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 """HTTP statuses another attempt may get past; any other 4xx or 5xx is final."""
 MAX_REDIRECTS: Final = 10
+REQUEST_PATH_VARIABLE: Final = "PUBLISHER_GET_REQUEST_PATH"
+"""``urllib3`` sends every request of ``get`` through urllib3; ``crt`` (the default) lets
+small downloads go through the AWS Common Runtime where it is installed."""
 """Redirects followed per request, as :mod:`urllib.request` follows them."""
 
+_log = logging.getLogger(__name__)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DRAIN_LIMIT = 64 * 1024  # an error or redirect body this small is read, to keep its connection
 _URLLIB3_LOGGERS = (
@@ -64,18 +72,6 @@ _URLLIB3_LOGGERS = (
     "urllib3.response",
     "urllib3.util.retry",
 )
-
-
-class TransientError(Exception):
-    """A failure another attempt may fix; ``reason`` says what went wrong, safe to show.
-
-    ``retry_after`` is the server's hint in seconds (``Retry-After``), if it gave one.
-    """
-
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 class Body(Protocol):
@@ -259,11 +255,23 @@ class Transport:
     connecting and for each read. Thread-safe.
     """
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, connections: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        connections: int = 8,
+        runtime: bool | None = None,
+    ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be more than 0 seconds, not {timeout}")
         self.timeout = timeout
         self.connections = max(1, connections)
+        if runtime is None:
+            runtime = os.environ.get(REQUEST_PATH_VARIABLE, "crt").strip().lower() != "urllib3"
+        self._runtime: RuntimeGets | None = None
+        self._runtime_wanted = runtime
+        self._answered: set[tuple[str, str]] = set()  # (scheme, netloc) urllib3 was answered by
+        self._unreachable: set[tuple[str, str]] = set()  # hosts the runtime could not connect to
         self._lock = threading.Lock()
         self._managers: dict[str | None, PoolManager] = {}
         self._proxies: dict[str, str] | None = None
@@ -272,7 +280,10 @@ class Transport:
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"Transport(timeout={self.timeout:g}, connections={self.connections})"
+        return (
+            f"Transport(timeout={self.timeout:g}, connections={self.connections}, "
+            f"runtime={self._runtime_wanted})"
+        )
 
     def __enter__(self) -> Transport:
         return self
@@ -285,17 +296,26 @@ class Transport:
         with self._lock:
             self._closed = True
             managers, self._managers = list(self._managers.values()), {}
+            runtime, self._runtime = self._runtime, None
         for manager in managers:
             manager.clear()
+        if runtime is not None:
+            runtime.close()
 
     @contextmanager
-    def open(self, url: str, timeout: float | None = None) -> Iterator[Body]:
+    def open(
+        self, url: str, timeout: float | None = None, *, small: int | None = None
+    ) -> Iterator[Body]:
         """The body of ``url`` (``file``, ``http`` or ``https``), while the block runs.
 
         Raises :class:`TransientError` for what another attempt may fix (see the module)
         and :class:`~publisher_core.DownloadError` for the rest: a missing file, an HTTP
         403 or 404, a certificate that does not verify, ... A body read to its end leaves
         its connection open for the next request; one left early closes it.
+
+        ``small``, the body's expected size when it is at most
+        :data:`~publisher_core._crt.RUNTIME_MAX_SIZE`, lets the request go through the AWS
+        Common Runtime (:mod:`publisher_core._crt`), which keeps at most one byte more.
         """
         parts = urlsplit(url)
         if parts.scheme == "file":
@@ -307,7 +327,22 @@ class Transport:
                 yield _FileBody(handle, url)
             return
         seconds = self.timeout if timeout is None else timeout
+        runtime = self._runtime_for(parts) if small is not None else None
+        if runtime is not None and small is not None:
+            try:
+                whole = runtime.get(url, parts, seconds, small + 1)
+            except Unreachable:
+                with self._lock:
+                    self._unreachable.add((parts.scheme, parts.netloc))
+            except Unsuited:
+                pass  # a redirect or an unframed body: urllib3 makes this attempt
+            else:
+                yield whole
+                return
         response = self._get(url, seconds)
+        if parts.scheme == "https":  # its certificate verified: the runtime may go there
+            with self._lock:
+                self._answered.add((parts.scheme, parts.netloc))
         body = _HttpBody(response, url, seconds)
         try:
             yield body
@@ -315,6 +350,29 @@ class Transport:
             if not body.ended:
                 response.close()
             response.release_conn()
+
+    def _runtime_for(self, parts: SplitResult) -> RuntimeGets | None:
+        """The runtime, where it may carry a request for ``parts`` (made once)."""
+        if not self._runtime_wanted or parts.scheme not in ("http", "https"):
+            return None
+        if self._proxy_for(parts) is not None:
+            return None  # the runtime reads no *_proxy variable
+        host = (parts.scheme, parts.netloc)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the transport is closed")
+            if host in self._unreachable:
+                return None
+            if parts.scheme == "https" and host not in self._answered:
+                return None  # the standard library verifies the host's certificate first
+            if self._runtime is None:
+                try:
+                    self._runtime = RuntimeGets(connect_timeout=self.timeout)
+                except ImportError:
+                    _log.debug("awscrt is not installed: every GET goes through urllib3")
+                    self._runtime_wanted = False
+                    return None
+            return self._runtime
 
     def _get(self, url: str, timeout: float) -> BaseHTTPResponse:
         """The 2xx response to ``GET url``, redirects followed; raises for anything else."""
