@@ -1,6 +1,7 @@
-"""The "limit" row of scenario B: the small-file tree uploaded with the AWS Common Runtime.
+"""The "limit" rows of B and D2: the small-file tree sent or fetched by the AWS Common Runtime.
 
     python bench/crt_probe.py DIR ENDPOINT BUCKET PREFIX [--in-flight 128] [--region us-east-1]
+    python bench/crt_probe.py DIR ENDPOINT BUCKET PREFIX --get OUT [--in-flight 64]
 
 Every file under DIR becomes the object ``PREFIX + its relative path``: it is read into
 memory and sent as one ``awscrt.s3.S3Client.make_request(type=PUT_OBJECT)`` (the C client
@@ -12,13 +13,21 @@ as the Host header; an ``http://`` endpoint turns TLS off. There is no listing, 
 and no retry policy of ours: what is left is the floor a Python program can reach for
 one-object-per-file uploads on this machine.
 
-Every request must succeed with a 2xx status; otherwise the first failures go to stderr
-and the exit status is 1.
+With ``--get OUT`` it fetches instead: for every file under DIR, a GET of the object
+``PREFIX + its relative path`` (``S3RequestType.GET_OBJECT``, signed the same way) whose
+body is hashed with SHA-256 and written, as it arrives, to a new file at the same relative
+path under OUT (created with ``O_EXCL``, its directories made first); each file's size and
+SHA-256 are compared with DIR's file. That is the floor for ``get`` of a directory of
+small files: no description, no staging, no retry policy.
+
+Every request must succeed with a 2xx status (and, with ``--get``, the same bytes);
+otherwise the first failures go to stderr and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import sys
@@ -111,23 +120,113 @@ def upload(
     return failures
 
 
+def download(
+    root: Path, out: Path, endpoint: str, bucket: str, prefix: str, *, in_flight: int, region: str
+) -> list[str]:
+    """GET every file of ``root`` into ``out``, checked; the failures (empty: all good)."""
+    from awscrt.auth import AwsCredentialsProvider
+    from awscrt.http import HttpHeaders, HttpRequest
+    from awscrt.s3 import (
+        S3Client,
+        S3RequestTlsMode,
+        S3RequestType,
+        create_default_s3_signing_config,
+    )
+
+    url = urlsplit(endpoint)
+    credentials = AwsCredentialsProvider.new_static(
+        os.environ.get("AWS_ACCESS_KEY_ID", "BENCHACCESSKEY"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", "bench-secret-key"),
+    )
+    client = S3Client(
+        region=region,
+        tls_mode=S3RequestTlsMode.DISABLED if url.scheme == "http" else S3RequestTlsMode.ENABLED,
+        signing_config=create_default_s3_signing_config(
+            region=region, credential_provider=credentials
+        ),
+    )
+    base = url.path.rstrip("/")
+    files = _files(root)
+    for folder in sorted({p.parent.relative_to(root) for p in files}):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    slots = threading.BoundedSemaphore(in_flight)
+    lock = threading.Lock()
+    finished = threading.Condition(lock)
+    pending: dict[int, object] = {}
+    failures: list[str] = []
+    done = 0
+
+    def fetch(number: int, path: Path) -> None:
+        relative = path.relative_to(root).as_posix()
+        key = prefix + relative
+        expected = hashlib.sha256(path.read_bytes()).digest()
+        sink = open(out / relative, "xb")  # noqa: SIM115 - closed in on_done
+        digest = hashlib.sha256()
+
+        def on_body(chunk: bytes, **_: object) -> None:
+            digest.update(chunk)
+            sink.write(chunk)
+
+        def on_done(error: Exception | None = None, **_: object) -> None:
+            nonlocal done
+            sink.close()
+            with lock:
+                pending.pop(number, None)
+                if error is not None:
+                    failures.append(f"{key}: {error!r}")
+                elif digest.digest() != expected:
+                    failures.append(f"{key}: SHA-256 differs from {path}")
+                done += 1
+                finished.notify_all()
+            slots.release()
+
+        request = HttpRequest(
+            "GET",
+            f"{base}/{quote(bucket, safe='')}/{quote(key, safe='/~')}",
+            HttpHeaders([("Host", url.netloc)]),
+        )
+        slots.acquire()
+        with lock:
+            pending[number] = client.make_request(
+                type=S3RequestType.GET_OBJECT, request=request, on_body=on_body, on_done=on_done
+            )
+
+    for number, path in enumerate(files):
+        fetch(number, path)
+    with lock:
+        finished.wait_for(lambda: done == len(files))
+    return failures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("root", type=Path)
     parser.add_argument("endpoint")
     parser.add_argument("bucket")
     parser.add_argument("prefix")
-    parser.add_argument("--in-flight", type=int, default=128, help="requests at a time")
+    parser.add_argument("--in-flight", type=int, help="requests at a time (128; --get: 64)")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--get", type=Path, metavar="OUT", help="fetch into OUT instead")
     args = parser.parse_args()
-    failures = upload(
-        args.root,
-        args.endpoint,
-        args.bucket,
-        args.prefix,
-        in_flight=args.in_flight,
-        region=args.region,
-    )
+    if args.get is not None:
+        failures = download(
+            args.root,
+            args.get,
+            args.endpoint,
+            args.bucket,
+            args.prefix,
+            in_flight=args.in_flight or 64,
+            region=args.region,
+        )
+    else:
+        failures = upload(
+            args.root,
+            args.endpoint,
+            args.bucket,
+            args.prefix,
+            in_flight=args.in_flight or 128,
+            region=args.region,
+        )
     if failures:
         print(f"crt_probe: {len(failures)} request(s) failed:", file=sys.stderr)
         for line in failures[:10]:

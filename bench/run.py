@@ -390,13 +390,34 @@ def _rclone_publish(
     )
 
 
-def _versus(s: Scenario, goal: str, ours: Row, peer: Row | None, times: float) -> None:
-    """The target "ours >= ``times`` x the rate of ``peer``" (not measured without a peer)."""
+def _versus(
+    s: Scenario,
+    goal: str,
+    ours: Row,
+    peer: Row | None,
+    times: float,
+    limit: Row | None = None,
+) -> None:
+    """The target "ours >= ``times`` x the rate of ``peer``" (not measured without a peer).
+
+    With the ``limit`` row (the runtime alone, measured in the same run), a target the
+    limit itself misses says so: that is the measured reason it cannot be met here.
+    """
     if peer is None:
         s.check(goal, None, "not measured: rclone unavailable")
-    else:
-        ratio = ours.rate / peer.rate
-        s.check(goal, ratio >= times, f"{ratio:.2f}x")
+        return
+    ratio = ours.rate / peer.rate
+    measured = f"{ratio:.2f}x"
+    if ratio < times and limit is not None:
+        reach = limit.rate / peer.rate
+        if reach < times:
+            measured += (
+                f"; the runtime alone (limit row) reaches {reach:.2f}x on this machine, "
+                "so the target cannot be met here"
+            )
+        else:
+            measured += f"; the runtime alone reaches {reach:.2f}x"
+    s.check(goal, ratio >= times, measured)
 
 
 def _directory_publishes(
@@ -509,23 +530,23 @@ def directory_scenario(
         s.check("no slower than aws s3 cp --recursive", vs_aws >= 1, f"{vs_aws:.1f}x")
         s.check("no slower than Bacalhau's loop", vs_loop >= 1, f"{vs_loop:.1f}x")
     if peers:
-        _versus(s, ">= 1.5x the files/s of rclone copy", ours, rclone, 1.5)
+        limit = _crt_limit(suite, s, data, endpoint, count)
+        _versus(s, ">= 1.5x the files/s of rclone copy", ours, rclone, 1.5, limit)
         if not remote:
             s.check(">= 3,000 files/s", ours.rate >= 3000, f"{ours.rate:,.0f} files/s")
-        _crt_limit(suite, s, data, endpoint, count)
     s.check_rss(ours)
     return s
 
 
-def _crt_limit(suite: Suite, s: Scenario, data: Path, endpoint: str, count: int) -> None:
+def _crt_limit(suite: Suite, s: Scenario, data: Path, endpoint: str, count: int) -> Row | None:
     """The limit row: the same files PUT by the AWS Common Runtime alone (crt_probe.py)."""
     if importlib.util.find_spec("awscrt") is None:
         why = "awscrt is not installed (it is in the dev group: make setup)"
         if not any(why in n for n in suite.notes):
             suite.notes.append(f"limit rows (crt_probe.py) left out: {why}.")
             print(f"note: limit rows left out: {why}", flush=True)
-        return
-    suite.run(
+        return None
+    return suite.run(
         s,
         "limit: awscrt S3Client alone (crt_probe.py)",
         [sys.executable, str(HERE / "crt_probe.py"), str(data), endpoint, "bench", "b/crt/"],
@@ -646,15 +667,44 @@ def get_scenarios(suite: Suite, big: Path, small: Path) -> None:
                 "file against its ETag, ours the SHA-256 of every file against the manifest",
                 env=suite.rclone_env(endpoint),
             )
+        limit = _crt_get_limit(suite, s, small, endpoint, target, count)
         _versus(
             s,
             ">= 1.5x the files/s of rclone copy (ours verifies SHA-256, rclone MD5)",
             ours,
             copied,
             1.5,
+            limit,
         )
         s.check_rss(ours)
         shutil.rmtree(target, ignore_errors=True)
+
+
+def _crt_get_limit(
+    suite: Suite, s: Scenario, data: Path, endpoint: str, target: Path, count: int
+) -> Row | None:
+    """D2's limit row: the same files fetched into files by the runtime alone."""
+    if importlib.util.find_spec("awscrt") is None:
+        return None
+    return suite.run(
+        s,
+        "limit: awscrt S3Client alone (crt_probe.py --get)",
+        [
+            sys.executable,
+            str(HERE / "crt_probe.py"),
+            str(data),
+            endpoint,
+            "bench",
+            "d/result/",
+            "--get",
+            str(target),
+        ],
+        amount=count,
+        unit="files",
+        before=_fresh(target),
+        note="awscrt S3Client GET_OBJECT, 64 in flight, each body hashed and written to a "
+        "new file as it arrives; no description, no staging, no retries of ours",
+    )
 
 
 def cold_start_scenario(suite: Suite) -> None:

@@ -22,7 +22,7 @@ FIXED = datetime(2026, 12, 4, 12, 0, 0, tzinfo=timezone.utc)
 
 # Keys as users write them: any text S3 takes (no NUL, no lone surrogates), slashes included.
 KEYS = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    st.characters(codec="utf-8", exclude_characters="\x00"),
     min_size=1,
     max_size=60,
 )
