@@ -2,9 +2,11 @@
 
 Each file goes up as ``KEY + path`` (:class:`FileUploads`), from a thread pool sharing
 one client, with a bounded number of files in flight; a file smaller than one part is
-one PutObject, a larger one a multipart upload. Many small files are shared with helper
-processes (``_helpers``), which upload their shares the same way. The manifest is
-written last, so a reader never takes an incomplete result for one
+one PutObject, a larger one a multipart upload whose parts go up several at once
+(``_transfer.PartSender``: the file is read and hashed in order, only the sending is
+parallel, and the parts in flight across all files are bounded). Many small files are
+shared with helper processes (``_helpers``), which upload their shares the same way.
+The manifest is written last, so a reader never takes an incomplete result for one
 (:class:`DirectoryUpload`). The first failure stops the rest, and everything written is
 removed (``_upload.abandon``).
 
@@ -19,7 +21,7 @@ import functools
 import hashlib
 import logging
 import mimetypes
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from publisher_core import (
     Manifest,
@@ -38,11 +40,12 @@ from ._client import describe_client_error
 from ._crt import CrtPuts, crt_puts
 from ._helpers import Helper, helper_count, helper_job
 from ._overwrite import overwrite_policy
-from ._spec import S3Settings
+from ._spec import MIB, S3Settings
 from ._transfer import (
     BoundedPool,
     Destination,
     Multipart,
+    PartSender,
     Stopped,
     grace_after,
     off_main_thread,
@@ -58,13 +61,27 @@ __all__ = ["DirectoryUpload", "FileUploads"]
 
 _log = logging.getLogger(__name__)
 
+PARTS_IN_FLIGHT = 3
+"""Parts in flight at once across all the files of a publish (at most ``concurrency``).
+
+One large file alone goes up about as fast as several (its next part is read while
+others are sent), and files in flight add no parts: they wait for room
+(``_transfer.PartSender``). A file whose parts are in flight sends nothing itself, so
+requests in flight stay within ``concurrency - 1 + 3``: the client's connection pool
+(``_client``: ``concurrency + 2``).
+"""
+PART_MEMORY = 64 * MIB
+"""Bytes of parts in flight at once, whatever the part size (a larger part goes alone)."""
+
 
 class FileUploads:
     """Files uploaded as ``key + path``; the first failure stops all.
 
     Files of a part size or more go up from a bounded thread pool (botocore), as do small
     ones unless ``crt`` is given: then small files are read here, one after another, and
-    sent through the AWS Common Runtime, many at once (``_crt``). Every request is
+    sent through the AWS Common Runtime, many at once (``_crt``). A large file's parts
+    are sent by ``parts`` (:meth:`_send_parts`), at most :data:`PARTS_IN_FLIGHT` and
+    :data:`PART_MEMORY` bytes of them at once across all files. Every request is
     reported to ``log`` before it is sent: the publish's own clean-up log, or in a helper
     process one that forwards to its parent's.
     """
@@ -81,6 +98,8 @@ class FileUploads:
         self.crt = crt
         workers = settings.concurrency
         self.pool = BoundedPool(workers, limit=2 * workers)
+        parts = min(workers, PARTS_IN_FLIGHT)
+        self.parts = PartSender(self.pool, parts=parts, memory=PART_MEMORY)
 
     def _file(self, entry: TreeEntry) -> ManifestFile:
         key = self.key + entry.path
@@ -96,39 +115,48 @@ class FileUploads:
             raise Stopped
         content_type = mimetypes.guess_type(entry.path)[0] or "application/octet-stream"
         part_size = part_size_for(entry.size, self.settings.part_size)
-        digest = hashlib.sha256()
-        size = 0
-        version: str | None
+        upload: Multipart | None = None
+        version: str | None = None
         with open_entry(entry) as handle:
-            chunk: bytes | None = handle.read(part_size)
-            assert chunk is not None
-            if len(chunk) < part_size:
-                version = put_object(self.to, self.log, key, chunk, content_type)
-                digest.update(chunk)
-                size = len(chunk)
+            if entry.size < part_size:
+                data = handle.read(part_size)
+                checksum = sha256_of(data)
+                version = put_object(self.to, self.log, key, data, content_type)
             else:
                 upload = Multipart(self.to, self.log, key, content_type)
-                number = 1
-                while chunk:
-                    if self.pool.stop.is_set():
-                        raise Stopped
-                    digest.update(chunk)
-                    size += len(chunk)
-                    upload.upload(number, chunk)
-                    number += 1
-                    chunk = None  # let the sent part go before reading the next
-                    chunk = handle.read(part_size)
-                version = upload.complete()
+                checksum = self._send_parts(upload, handle, entry.size, part_size)
+            size = handle.tell() + len(handle.read(1))  # one byte more: a file that grew
         if size != entry.size:
             raise PublishError(
                 f"{entry.path}: changed size while publishing; nothing was published"
             )
+        if upload is not None:
+            version = upload.complete()
         return ManifestFile(
             path=entry.path,
             size=size,
-            checksum_sha256=sha256_b64(digest.digest()),
+            checksum_sha256=checksum,
             version_id=version,
         )
+
+    def _send_parts(
+        self, upload: Multipart, handle: BinaryIO, expected: int, part_size: int
+    ) -> str:
+        """Send the file as parts of ``upload``, several at once; return its SHA-256.
+
+        ``self.parts`` reads the parts in file order, one at a time, and sends them; each
+        is hashed as it is read, so the digest is the whole file's. ``expected`` is the
+        file's size, which makes the number of parts.
+        """
+        digest = hashlib.sha256()
+
+        def read_part() -> bytes:
+            data = handle.read(part_size)
+            digest.update(data)
+            return data
+
+        self.parts.send(upload, read_part, -(-expected // part_size), part_size)
+        return sha256_b64(digest.digest())
 
     def upload(self, files: list[TreeEntry]) -> list[ManifestFile]:
         """Upload ``files``; the first failure stops the rest."""
@@ -140,8 +168,17 @@ class FileUploads:
                 self.pool.submit(functools.partial(self._file, entry))
         done = self._send_small(small) if small else []
         done += self.pool.results()
-        self.pool.close(cancel=False)
+        self.close(cancel=False)
         return done
+
+    def close(self, *, cancel: bool, timeout: float | None = None) -> None:
+        """Shut the threads down; with ``cancel`` drop queued files and stop running ones.
+
+        Waits for the files still going up (each waits for its parts), at most ``timeout``
+        seconds if given.
+        """
+        self.pool.close(cancel=cancel, timeout=timeout)
+        self.parts.close()
 
     def _send_small(self, files: list[TreeEntry]) -> list[ManifestFile]:
         """Read each file here and send it through the runtime; wait for them all."""
@@ -262,7 +299,7 @@ class DirectoryUpload:
                 lambda: self._upload(entries, helpers), self.pool.stop.set, "publisher-s3-directory"
             )
         except BaseException as exc:
-            self.pool.close(cancel=True, timeout=grace_after(exc))
+            self.files.close(cancel=True, timeout=grace_after(exc))
             if self.files.crt is not None:  # what is still in flight ends before clean-up
                 self.files.crt.cancel()
                 self.files.crt.drain(grace_after(exc))

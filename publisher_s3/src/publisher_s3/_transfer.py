@@ -8,6 +8,8 @@ What both modes (``_directory``, ``_archive``) build on, and what no mode decide
   announced to the clean-up log before its request (see ``_cleanup``); bodies carry
   their own checksum (SHA-256 for objects, CRC32 for parts), which the store verifies
   where it can.
+- Sending the parts of files: :class:`PartSender`, several parts of a file at once,
+  with a bound on the parts in flight across all files (their memory).
 - The part-size policy: :func:`part_size_for` a file of known size,
   :func:`streamed_part_size` a stream of unknown size; both fit S3's 10,000 parts.
 - Running work: :class:`BoundedPool`, which stops at the first failure, and
@@ -56,6 +58,7 @@ __all__ = [
     "BoundedPool",
     "Destination",
     "Multipart",
+    "PartSender",
     "Stopped",
     "grace_after",
     "off_main_thread",
@@ -424,3 +427,112 @@ class BoundedPool:
             self.stop.set()
         self.pool.shutdown(wait=False, cancel_futures=cancel)
         concurrent.futures.wait(self.futures, timeout=timeout)
+
+
+class PartSender:
+    """Sends the parts of files' multipart uploads, several at once: see :meth:`send`.
+
+    One per publish, shared by all its files, so the parts in flight stay bounded however
+    many files go up together: at most ``parts`` parts, holding at most ``memory`` bytes
+    (a part larger than that goes alone). A part is read only once it has its place, by
+    the thread that sends it: only these few threads ever hold parts. The allocator
+    keeps freed memory per thread, so parts read by each file's own thread would leave
+    every such thread holding parts' worth of it (4 files: twice the RSS).
+
+    A part's failure goes to ``pool`` at once (:meth:`BoundedPool.fail`), whose ``stop``
+    ends every upload: no part, of any file, starts after the first failure.
+    """
+
+    def __init__(self, pool: BoundedPool, *, parts: int, memory: int) -> None:
+        self.pool, self.parts, self.memory = pool, parts, memory
+        self.threads = ThreadPoolExecutor(max_workers=parts, thread_name_prefix="publisher-s3-part")
+        self._room = threading.Condition()
+        self._taken = 0  # parts being read or sent
+        self._taken_bytes = 0
+
+    def send(self, upload: Multipart, read: Callable[[], bytes], count: int, size: int) -> None:
+        """Send ``count`` parts of ``size`` bytes, each what ``read()`` returns, to ``upload``.
+
+        Several parts go at once, each from a thread of its own that first reads it:
+        ``read`` is called one part at a time, in order, and the parts are numbered in that
+        order (it may return less at the end of the file, and ``b""`` after it: such a
+        part is not sent). Returns once all are sent. Once the publish stops (a failure
+        anywhere, an interrupt) no further part starts; the parts in flight end first,
+        then the failure is raised: a part's own, else :class:`Stopped`.
+        """
+        parts = _InOrder(read)
+        sent: list[Future[None]] = []
+        try:
+            for _ in range(count):
+                if not self._take(size):
+                    break
+                sent.append(self.threads.submit(self._send_part, upload, parts, size))
+        finally:
+            concurrent.futures.wait(sent)  # so clean-up runs after the requests in flight
+        for part in sent:
+            error = part.exception()
+            if error is not None:
+                raise error
+        if self.pool.stop.is_set():
+            raise Stopped
+
+    def _send_part(self, upload: Multipart, parts: _InOrder, size: int) -> None:
+        """Read the file's next part and send it (on a thread of ours; holds a place)."""
+        try:
+            self._read_and_send(upload, parts)  # the part is freed when this returns
+        except PublishError as exc:
+            self.pool.fail(exc)
+            raise
+        except Exception as exc:  # named as the file's own failure would be (_directory)
+            error = PublishError(describe_client_error(exc, upload.bucket, upload.key))
+            self.pool.fail(error)  # the publish stops now, not once the file's other parts end
+            raise error from exc
+        finally:
+            self._give(size)
+
+    def _read_and_send(self, upload: Multipart, parts: _InOrder) -> None:
+        number, data = parts.next(self.pool.stop)
+        if data and not self.pool.stop.is_set():  # nothing starts after a failure
+            upload.upload(number, data)
+
+    def _take(self, size: int) -> bool:
+        """Wait for room for a part of ``size`` bytes and take it; False once stopped.
+
+        A waiting thread is woken when a part ends; while it waits, one is in flight.
+        """
+        with self._room:
+            while not self.pool.stop.is_set():
+                fits = self._taken_bytes == 0 or self._taken_bytes + size <= self.memory
+                if self._taken < self.parts and fits:
+                    self._taken += 1
+                    self._taken_bytes += size
+                    return True
+                self._room.wait()
+            return False
+
+    def _give(self, size: int) -> None:
+        with self._room:
+            self._taken -= 1
+            self._taken_bytes -= size
+            self._room.notify_all()
+
+    def close(self) -> None:
+        """Shut the threads down once idle (each file waits for its own parts)."""
+        self.threads.shutdown(wait=False)
+
+
+class _InOrder:
+    """A file's parts, read one at a time and numbered in the order they are read."""
+
+    def __init__(self, read: Callable[[], bytes]) -> None:
+        self.read = read
+        self.lock = threading.Lock()
+        self.number = 0
+
+    def next(self, stop: threading.Event) -> tuple[int, bytes]:
+        """The next part and its number; ``b""`` at the end, or once ``stop`` is set."""
+        with self.lock:
+            if stop.is_set():
+                return 0, b""
+            self.number += 1
+            return self.number, self.read()
