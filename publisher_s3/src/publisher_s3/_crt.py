@@ -47,6 +47,13 @@ __all__ = ["CrtPuts", "crt_puts"]
 _log = logging.getLogger(__name__)
 
 _PROBE_KEY = "publisher-probe"
+
+REQUESTS_PER_WORKER = 32
+"""Small PutObjects in flight per ``concurrency`` worker (16 workers: 512 at once)."""
+MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+"""Bytes of bodies in flight at once (read into memory first; a larger body goes alone)."""
+THROUGHPUT_TARGET_GBPS = 100.0
+"""The runtime's throughput target, from which it sizes its connections (see below)."""
 _ERROR_CODE = re.compile(rb"<Code>([^<]{1,200})</Code>")
 _ERROR_MESSAGE = re.compile(rb"<Message>([^<]{0,500})</Message>")
 
@@ -159,7 +166,8 @@ class CrtPuts:
 
     Keys are quoted as botocore quotes them and appended to the bucket's base URL.
     Each request carries the body's SHA-256 (the store checks it) and the result's
-    object attributes. At most ``settings.concurrency`` x 8 requests are in flight.
+    object attributes. At most ``settings.concurrency`` x :data:`REQUESTS_PER_WORKER` requests
+    and :data:`MAX_BYTES_IN_FLIGHT` bytes of bodies are in flight.
     """
 
     def __init__(
@@ -203,7 +211,7 @@ class CrtPuts:
             if bundle:
                 options.override_default_trust_store_from_path(ca_filepath=bundle)
             tls = crt_io.ClientTlsContext(options).new_connection_options()
-        self.in_flight = threading.BoundedSemaphore(max(1, settings.concurrency) * 8)
+        self.max_requests = max(1, settings.concurrency) * REQUESTS_PER_WORKER
         self.client = s3.S3Client(
             region=region,
             signing_config=signing,
@@ -215,11 +223,16 @@ class CrtPuts:
             tls_connection_options=tls,
             connect_timeout_ms=int(settings.connect_timeout * 1000),
             retry_config=s3.S3RetryConfig(retry_mode=s3.S3RetryMode.NONE),  # ours: policy
+            # The runtime sizes its connection pool from this target (default 10 Gbps); for
+            # small objects that pool, not the requests we allow, capped it near 1,000 a
+            # second at 20 ms per request (docs/performance.md).
+            throughput_target_gbps=THROUGHPUT_TARGET_GBPS,
         )
         self._lock = threading.Condition()
         self._live: dict[int, tuple[float, S3Request]] = {}  # for the watcher and cancel
         self._ended: set[int] = set()  # requests that ended before they were registered
         self._count = 0  # requests in flight
+        self._bytes = 0  # their bodies' bytes
         self._serial = 0
         self._stopping = False
         self.policy = RetryPolicy(attempts=max(1, settings.max_attempts), base=0.1, cap=20.0)
@@ -230,7 +243,9 @@ class CrtPuts:
     def put(self, key: str, data: bytes, checksum: str, content_type: str, done: Done) -> None:
         """Send PutObject ``data`` at ``key``; ``done`` is called once, when it has ended.
 
-        Blocks while the most requests allowed are in flight. A transient failure (5xx,
+        Blocks while the most requests allowed are in flight (``concurrency`` x
+        :data:`REQUESTS_PER_WORKER`), or their bodies would pass :data:`MAX_BYTES_IN_FLIGHT`
+        (a larger body goes alone). A transient failure (5xx,
         429, a throttling or timeout code, a 200 carrying an error, a broken or stalled
         connection) is tried again as the retry policy says, up to ``max_attempts``.
         """
@@ -243,20 +258,27 @@ class CrtPuts:
             *self.static_headers,
         ]
         path = self.base_path + quote(key, safe="/~")
-        self.in_flight.acquire()
+        size = len(data)
         with self._lock:
+            self._lock.wait_for(
+                lambda: (
+                    self._count < self.max_requests
+                    and (self._bytes == 0 or self._bytes + size <= MAX_BYTES_IN_FLIGHT)
+                )
+            )
             self._count += 1
+            self._bytes += size
         try:
             self._send(path, headers, data, done, 1)
         except BaseException:
-            self._finished()
+            self._finished(size)
             raise
 
-    def _finished(self) -> None:
+    def _finished(self, size: int) -> None:
         with self._lock:
             self._count -= 1
+            self._bytes -= size
             self._lock.notify_all()
-        self.in_flight.release()
 
     def _send(
         self, path: str, headers: list[tuple[str, str]], data: bytes, done: Done, number: int
@@ -284,7 +306,7 @@ class CrtPuts:
                     self._ended.add(serial)
                 stopping = self._stopping
             if error is None:
-                self._finished()
+                self._finished(len(data))
                 done(version_of({"VersionId": reply.get("x-amz-version-id")}), None)
                 return
             failure = _failure(error, status_code, error_body)
@@ -297,7 +319,7 @@ class CrtPuts:
                 timer.start()
                 return
             failure.publisher_attempts = number
-            self._finished()
+            self._finished(len(data))
             done(None, failure)
 
         sent = self.client.make_request(
@@ -322,7 +344,7 @@ class CrtPuts:
                 raise CrtRequestError("stopped before it was tried again")
             self._send(path, headers, data, done, failed + 1)
         except BaseException as exc:
-            self._finished()
+            self._finished(len(data))
             done(None, exc if isinstance(exc, CrtRequestError) else _failure(exc, None, None))
 
     def _watch(self) -> None:
@@ -335,10 +357,20 @@ class CrtPuts:
                 _log.debug("cancelling a request in flight for over %.0f s", self.read_timeout)
                 request.cancel()
 
-    def cancel(self) -> None:
-        """Cancel every request in flight and every retry (each still calls its ``done``)."""
+    def stop(self) -> None:
+        """Start no more retries; the requests in flight go on to their end (see :meth:`cancel`).
+
+        After a failure or an interrupt this comes first: a PutObject cut off mid-flight
+        may still be completed by the store after clean-up has deleted its key, leaving an
+        object behind, so in-flight requests are left to end while clean-up waits for them.
+        """
         with self._lock:
             self._stopping = True
+
+    def cancel(self) -> None:
+        """Cancel every request in flight and every retry (each still calls its ``done``)."""
+        self.stop()
+        with self._lock:
             live = [r for _, r in self._live.values()]
         for request in live:
             request.cancel()

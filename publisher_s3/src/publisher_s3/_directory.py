@@ -205,7 +205,7 @@ class FileUploads:
             raise
         finally:
             if self.pool.stop.is_set():
-                self.crt.cancel()
+                self.crt.stop()  # no retries; what is in flight ends (the watcher bounds it)
             self.crt.drain()
         return done
 
@@ -301,8 +301,10 @@ class DirectoryUpload:
         except BaseException as exc:
             self.files.close(cancel=True, timeout=grace_after(exc))
             if self.files.crt is not None:  # what is still in flight ends before clean-up
-                self.files.crt.cancel()
-                self.files.crt.drain(grace_after(exc))
+                self.files.crt.stop()
+                if not self.files.crt.drain(grace_after(exc)):
+                    self.files.crt.cancel()  # past the grace period: cut off, then clean up
+                    self.files.crt.drain(grace_after(exc))
             for helper in list(helpers):
                 helper.stop()  # everything a helper reported is in the log before clean-up
             abandon(exc, self.log, self.to.bucket, self.key)

@@ -133,7 +133,7 @@ class S3Settings:
 
     ``part_size`` bytes per multipart part (5 MiB..5 GiB); files and archives smaller
     than one part go up in one PutObject. ``concurrency`` botocore requests in flight
-    per process (the runtime's small PutObjects: 8 times as many). ``request_path``
+    per process (the runtime's small PutObjects: 32 times as many). ``request_path``
     ``crt`` sends a directory's small files through the AWS Common Runtime where it can
     (not behind a proxy), ``botocore`` sends every request through botocore, with
     ``processes`` processes sharing a directory of many small files (botocore spends
