@@ -502,16 +502,19 @@ def directory_scenario(
     *,
     remote: bool,
     peers: bool = False,
+    store: bool = False,
 ) -> Scenario:
     """B: many small files, one object each; ours vs aws s3 cp and Bacalhau's loop.
 
     With ``peers`` (B0, B20), also vs rclone copy, and the limit row: the same upload with
-    the AWS Common Runtime alone (``crt_probe.py``).
+    the AWS Common Runtime alone (``crt_probe.py``). With ``store`` (F2, a real store),
+    also vs rclone copy, which ours must be no slower than.
     """
     count = _file_count(data)
     s = suite.scenario(key, title)
     ours, aws = _directory_publishes(suite, s, data, endpoint, "b", count, "files")
-    rclone = _rclone_publish(suite, s, data, endpoint, "b", count, "files") if peers else None
+    with_rclone = peers or store
+    rclone = _rclone_publish(suite, s, data, endpoint, "b", count, "files") if with_rclone else None
     source, sampled = (sample, True) if sample is not None else (data, False)
     n = _file_count(source)
     loop = suite.run(
@@ -529,6 +532,8 @@ def directory_scenario(
     else:
         s.check("no slower than aws s3 cp --recursive", vs_aws >= 1, f"{vs_aws:.1f}x")
         s.check("no slower than Bacalhau's loop", vs_loop >= 1, f"{vs_loop:.1f}x")
+    if store:
+        _versus(s, "no slower than rclone copy", ours, rclone, 1.0)
     if peers:
         limit = _crt_limit(suite, s, data, endpoint, count)
         _versus(s, ">= 1.5x the files/s of rclone copy", ours, rclone, 1.5, limit)
@@ -959,6 +964,7 @@ def main() -> None:
                     "F2",
                     f"directory publish of {sizes.small_files} files (Ceph RGW)",
                     remote=False,
+                    store=True,
                 )
                 suite.env = saved
     command = (
