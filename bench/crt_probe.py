@@ -1,6 +1,6 @@
 """The "limit" rows of B and D2: the small-file tree sent or fetched by the AWS Common Runtime.
 
-    python bench/crt_probe.py DIR ENDPOINT BUCKET PREFIX [--in-flight 128] [--region us-east-1]
+    python bench/crt_probe.py DIR ENDPOINT BUCKET PREFIX [--in-flight 512] [--region us-east-1]
     python bench/crt_probe.py DIR ENDPOINT BUCKET PREFIX --get OUT [--in-flight 64]
 
 Every file under DIR becomes the object ``PREFIX + its relative path``: it is read into
@@ -33,28 +33,22 @@ import os
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import SplitResult, quote, urlsplit
 
 
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
-def upload(
-    root: Path, endpoint: str, bucket: str, prefix: str, *, in_flight: int, region: str
-) -> list[str]:
-    """PUT every file under ``root``; the failures, one line each (empty: all succeeded)."""
+def _client(endpoint: str, region: str) -> tuple[Any, SplitResult]:
+    """The runtime's S3 client for ``endpoint``, signing with the environment's keys.
+
+    Its throughput target is 100 Gbps, as the publisher's (``publisher_s3._crt``): the
+    runtime sizes its connection pool from it.
+    """
     from awscrt.auth import AwsCredentialsProvider
-    from awscrt.http import HttpHeaders, HttpRequest
-    from awscrt.s3 import (
-        S3ChecksumAlgorithm,
-        S3ChecksumConfig,
-        S3ChecksumLocation,
-        S3Client,
-        S3RequestTlsMode,
-        S3RequestType,
-        create_default_s3_signing_config,
-    )
+    from awscrt.s3 import S3Client, S3RequestTlsMode, create_default_s3_signing_config
 
     url = urlsplit(endpoint)
     if url.scheme not in ("http", "https") or not url.netloc:
@@ -69,7 +63,24 @@ def upload(
         signing_config=create_default_s3_signing_config(
             region=region, credential_provider=credentials
         ),
+        throughput_target_gbps=100.0,
     )
+    return client, url
+
+
+def upload(
+    root: Path, endpoint: str, bucket: str, prefix: str, *, in_flight: int, region: str
+) -> list[str]:
+    """PUT every file under ``root``; the failures, one line each (empty: all succeeded)."""
+    from awscrt.http import HttpHeaders, HttpRequest
+    from awscrt.s3 import (
+        S3ChecksumAlgorithm,
+        S3ChecksumConfig,
+        S3ChecksumLocation,
+        S3RequestType,
+    )
+
+    client, url = _client(endpoint, region)
     checksum = S3ChecksumConfig(
         algorithm=S3ChecksumAlgorithm.SHA256, location=S3ChecksumLocation.HEADER
     )
@@ -124,27 +135,12 @@ def download(
     root: Path, out: Path, endpoint: str, bucket: str, prefix: str, *, in_flight: int, region: str
 ) -> list[str]:
     """GET every file of ``root`` into ``out``, checked; the failures (empty: all good)."""
-    from awscrt.auth import AwsCredentialsProvider
     from awscrt.http import HttpHeaders, HttpRequest
     from awscrt.s3 import (
-        S3Client,
-        S3RequestTlsMode,
         S3RequestType,
-        create_default_s3_signing_config,
     )
 
-    url = urlsplit(endpoint)
-    credentials = AwsCredentialsProvider.new_static(
-        os.environ.get("AWS_ACCESS_KEY_ID", "BENCHACCESSKEY"),
-        os.environ.get("AWS_SECRET_ACCESS_KEY", "bench-secret-key"),
-    )
-    client = S3Client(
-        region=region,
-        tls_mode=S3RequestTlsMode.DISABLED if url.scheme == "http" else S3RequestTlsMode.ENABLED,
-        signing_config=create_default_s3_signing_config(
-            region=region, credential_provider=credentials
-        ),
-    )
+    client, url = _client(endpoint, region)
     base = url.path.rstrip("/")
     files = _files(root)
     for folder in sorted({p.parent.relative_to(root) for p in files}):
@@ -204,7 +200,7 @@ def main() -> None:
     parser.add_argument("endpoint")
     parser.add_argument("bucket")
     parser.add_argument("prefix")
-    parser.add_argument("--in-flight", type=int, help="requests at a time (128; --get: 64)")
+    parser.add_argument("--in-flight", type=int, help="requests at a time (512; --get: 64)")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--get", type=Path, metavar="OUT", help="fetch into OUT instead")
     args = parser.parse_args()
@@ -224,7 +220,7 @@ def main() -> None:
             args.endpoint,
             args.bucket,
             args.prefix,
-            in_flight=args.in_flight or 128,
+            in_flight=args.in_flight or 512,
             region=args.region,
         )
     if failures:
