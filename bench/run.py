@@ -731,7 +731,8 @@ def cold_start_scenario(suite: Suite) -> None:
     probe = (
         "import sys; from publisher_core.cli import run; "
         f"run(['list']); run(['validate', {spec!r}]); "
-        "print(json.dumps(sorted(m for m in ('boto3', 'botocore', 'isal') if m in sys.modules)))"
+        "print(json.dumps(sorted(m for m in ('boto3', 'botocore', 'awscrt', 'isal') "
+        "if m in sys.modules)))"
     )
     out = subprocess.run(
         [sys.executable, "-c", "import json; " + probe],
@@ -745,7 +746,7 @@ def cold_start_scenario(suite: Suite) -> None:
         median = rows[name].median
         s.check(f"{name} under 0.3 s", median < 0.3, f"{median:.3f} s")
     s.check(
-        "list and validate import no boto3/botocore",
+        "list and validate import no boto3/botocore/awscrt",
         not imported,
         ", ".join(imported) or "none imported",
     )

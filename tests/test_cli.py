@@ -49,13 +49,13 @@ def test_disabled_types_show_in_list(cli):
 
 
 def test_list_and_validate_do_not_import_boto3():
-    """Cheap commands never import the S3 SDK."""
+    """Cheap commands never import the S3 SDK, nor the AWS Common Runtime."""
     code = (
         "import sys; from publisher_core.cli import run; "
         "assert run(['list']) == 0; "
         "assert run(['validate', 's3://bucket/key,opt=compress=true']) == 0; "
         "assert run(['validate', 'local://k']) == 0; "
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')]; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'awscrt')]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
