@@ -204,25 +204,13 @@ def main() -> None:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--get", type=Path, metavar="OUT", help="fetch into OUT instead")
     args = parser.parse_args()
+    where = (args.endpoint, args.bucket, args.prefix)
     if args.get is not None:
         failures = download(
-            args.root,
-            args.get,
-            args.endpoint,
-            args.bucket,
-            args.prefix,
-            in_flight=args.in_flight or 64,
-            region=args.region,
+            args.root, args.get, *where, in_flight=args.in_flight or 64, region=args.region
         )
     else:
-        failures = upload(
-            args.root,
-            args.endpoint,
-            args.bucket,
-            args.prefix,
-            in_flight=args.in_flight or 512,
-            region=args.region,
-        )
+        failures = upload(args.root, *where, in_flight=args.in_flight or 512, region=args.region)
     if failures:
         print(f"crt_probe: {len(failures)} request(s) failed:", file=sys.stderr)
         for line in failures[:10]:

@@ -17,7 +17,7 @@ redirect are handed back to urllib3 (:class:`Unsuited`) for the same attempt, so
 store sees one request either way (a reply with neither a Content-Length
 nor chunks, which S3 never sends, is asked for again there); every retry goes through
 urllib3. A
-status other than 2xx means what it means there (:data:`._transport.RETRY_STATUSES` are
+status other than 2xx means what it means there (:data:`._retry.RETRY_STATUSES` are
 retried, with their ``Retry-After``; any other is final), named by its standard reason
 phrase.
 """
@@ -33,7 +33,7 @@ from urllib.parse import SplitResult
 
 from ._errors import DownloadError
 from ._models import redact_url
-from ._retry import TransientError, retry_after_seconds
+from ._retry import RETRY_STATUSES, TransientError, retry_after_seconds
 
 __all__ = [
     "CONNECT_WAIT",
@@ -50,7 +50,6 @@ RUNTIME_MAX_SIZE: Final = 1 << 20
 CONNECT_WAIT: Final = 10.0
 """Seconds at most to wait for the runtime's connection (see :class:`Unreachable`)."""
 
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -255,7 +254,7 @@ class RuntimeGets:
             raise Unsuited
         if not 200 <= status < 300:
             reason = f"HTTP {status} {http.client.responses.get(status, '')}".rstrip()
-            if status in _RETRY_STATUSES:
+            if status in RETRY_STATUSES:
                 hint = retry_after_seconds(reply.headers.get("retry-after"))
                 raise TransientError(reason, retry_after=hint)
             raise DownloadError(f"GET {redact_url(url)} failed: {reason}")

@@ -16,13 +16,21 @@ from typing import Final, TypeVar
 
 import attrs
 
-__all__ = ["DEFAULT_ATTEMPTS", "RetryPolicy", "TransientError", "retry_after_seconds"]
+__all__ = [
+    "DEFAULT_ATTEMPTS",
+    "RETRY_STATUSES",
+    "RetryPolicy",
+    "TransientError",
+    "retry_after_seconds",
+]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
 
 DEFAULT_ATTEMPTS: Final = 5
 """Tries per HTTP(S) download in ``get``, the first one included."""
+RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+"""HTTP statuses another attempt may get past; any other 4xx or 5xx is final."""
 
 # Past this many failures the exponential ceiling is the cap for any sensible base; the
 # exponent stops here so that 2**n never overflows a float.

@@ -34,7 +34,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from ._crt import RUNTIME_MAX_SIZE, RuntimeGets, Unreachable, Unsuited
 from ._errors import DownloadError
 from ._models import redact_url
-from ._retry import TransientError, retry_after_seconds
+from ._retry import RETRY_STATUSES, TransientError, retry_after_seconds
 
 if TYPE_CHECKING:
     import ssl
@@ -54,13 +54,11 @@ __all__ = [
 
 DEFAULT_TIMEOUT: Final = 60.0
 """Seconds ``get`` waits on a silent connection or read before the attempt fails."""
-RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-"""HTTP statuses another attempt may get past; any other 4xx or 5xx is final."""
 MAX_REDIRECTS: Final = 10
+"""Redirects followed per request, as :mod:`urllib.request` follows them."""
 REQUEST_PATH_VARIABLE: Final = "PUBLISHER_GET_REQUEST_PATH"
 """``urllib3`` sends every request of ``get`` through urllib3; ``crt`` (the default) lets
 small downloads go through the AWS Common Runtime where it is installed."""
-"""Redirects followed per request, as :mod:`urllib.request` follows them."""
 
 _log = logging.getLogger(__name__)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
