@@ -44,8 +44,8 @@ def _files(root: Path) -> list[Path]:
 def _client(endpoint: str, region: str) -> tuple[Any, SplitResult]:
     """The runtime's S3 client for ``endpoint``, signing with the environment's keys.
 
-    Its throughput target is 100 Gbps, as the publisher's (``publisher_s3._crt``): the
-    runtime sizes its connection pool from it.
+    Its throughput target (the runtime sizes its connection pool from it) and its
+    event-loop threads are the publisher's (``publisher_s3._crt``).
     """
     from awscrt.auth import AwsCredentialsProvider
     from awscrt.s3 import S3Client, S3RequestTlsMode, create_default_s3_signing_config
@@ -57,13 +57,19 @@ def _client(endpoint: str, region: str) -> tuple[Any, SplitResult]:
         os.environ.get("AWS_ACCESS_KEY_ID", "BENCHACCESSKEY"),
         os.environ.get("AWS_SECRET_ACCESS_KEY", "bench-secret-key"),
     )
+    from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
+
+    from publisher_s3._crt import THROUGHPUT_TARGET_GBPS, event_loop_threads
+
+    loops = EventLoopGroup(event_loop_threads())
     client = S3Client(
+        bootstrap=ClientBootstrap(loops, DefaultHostResolver(loops)),
         region=region,
         tls_mode=S3RequestTlsMode.DISABLED if url.scheme == "http" else S3RequestTlsMode.ENABLED,
         signing_config=create_default_s3_signing_config(
             region=region, credential_provider=credentials
         ),
-        throughput_target_gbps=100.0,
+        throughput_target_gbps=THROUGHPUT_TARGET_GBPS,
     )
     return client, url
 

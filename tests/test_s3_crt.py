@@ -9,6 +9,7 @@ runtime steps aside where it cannot carry the requests.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,38 @@ def test_the_runtime_steps_aside_behind_a_proxy_or_when_told(s3: S3Server, monke
     assert bypassed is not None
     bypassed.close()
     client.close()
+
+
+def test_credentials_reach_the_runtime_once_or_on_every_signing():
+    """Fixed keys are handed over once; refreshing ones are read from botocore each time."""
+    from awscrt import auth
+    from botocore.credentials import Credentials, RefreshableCredentials
+
+    from publisher_s3._crt import _provider
+
+    fixed = _provider(auth, Credentials("AKIAFIXED", "secret", "token"))
+    got = fixed.get_credentials().result(5)
+    assert (got.access_key_id, got.secret_access_key, got.session_token) == (
+        "AKIAFIXED",
+        "secret",
+        "token",
+    )
+
+    issued: list[str] = []
+
+    def refresh() -> dict[str, str]:  # always about to expire: every read refreshes
+        issued.append(f"AKIAROLL{len(issued)}")
+        soon = datetime.now(timezone.utc) + timedelta(seconds=30)
+        return {
+            "access_key": issued[-1],
+            "secret_key": "s",
+            "token": "t",
+            "expiry_time": soon.isoformat(),
+        }
+
+    rolling = RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
+    provider = _provider(auth, rolling)
+    first = provider.get_credentials().result(5).access_key_id
+    second = provider.get_credentials().result(5).access_key_id
+    assert first != second
+    assert second == issued[-1]

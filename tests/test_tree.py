@@ -9,8 +9,10 @@ import sys
 import tarfile
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,9 +20,11 @@ from hypothesis import strategies as st
 from publisher_core import (
     PublishError,
     SpecError,
+    TreeEntry,
     empty_directories,
     open_entry,
     quoted,
+    read_entry,
     safe_relative_path,
     scan_tree,
 )
@@ -236,9 +240,19 @@ def test_new_problems_are_reported_with_the_others(tree: Path) -> None:
     assert "fifo: is a FIFO" in message
 
 
+def _read_whole(entry: TreeEntry) -> bytes:
+    with open_entry(entry) as handle:
+        return handle.read()
+
+
+READERS = pytest.mark.parametrize("read", [_read_whole, read_entry], ids=["open", "read"])
+"""open_entry and read_entry make the same checks."""
+
+
+@READERS
 @pytest.mark.parametrize(("size", "when_read"), [(b"a" * 5, 5), (b"", 0)])
 def test_a_file_that_changed_size_since_the_scan_is_not_opened(
-    tree: Path, size: bytes, when_read: int
+    tree: Path, size: bytes, when_read: int, read: Callable[[TreeEntry], bytes]
 ) -> None:
     """A file still being written when it is read is refused, naming both sizes."""
     entry = next(e for e in scan_tree(tree, follow_links=False) if e.path == "a.txt")
@@ -248,23 +262,63 @@ def test_a_file_that_changed_size_since_the_scan_is_not_opened(
         match=rf"^a\.txt: changed size while publishing \(1 bytes when scanned, {when_read} "
         r"when read\); nothing was published$",
     ):
-        open_entry(entry)
+        read(entry)
 
 
-def test_a_file_replaced_by_a_link_says_so(tree: Path) -> None:
+@READERS
+def test_a_file_replaced_by_a_link_says_so(tree: Path, read: Callable[[TreeEntry], bytes]) -> None:
     """A link swapped in after the scan is not followed, and the error says what happened."""
     entry = next(e for e in scan_tree(tree, follow_links=False) if e.path == "a.txt")
     (tree / "a.txt").unlink()
     os.symlink("sub/b.txt", tree / "a.txt")
     with pytest.raises(PublishError, match=r"^a\.txt: was replaced by a symlink while publishing"):
-        open_entry(entry)
+        read(entry)
 
 
-def test_an_unchanged_file_opens(tree: Path) -> None:
+@READERS
+def test_a_file_replaced_by_another_is_refused(
+    tree: Path, read: Callable[[TreeEntry], bytes]
+) -> None:
+    """A different file of the same size at the same path (a new inode) is not read."""
+    entry = next(e for e in scan_tree(tree, follow_links=False) if e.path == "a.txt")
+    (tree / "a.txt").rename(tree / "kept.txt")  # kept: its inode cannot be reused
+    (tree / "a.txt").write_bytes(b"z")
+    with pytest.raises(PublishError, match=r"^a\.txt: was replaced while publishing"):
+        read(entry)
+
+
+@READERS
+def test_an_unchanged_file_opens(tree: Path, read: Callable[[TreeEntry], bytes]) -> None:
     """The checks let through a file that is as the scan saw it."""
     entry = next(e for e in scan_tree(tree, follow_links=False) if e.path == "sub/b.txt")
-    with open_entry(entry) as handle:
-        assert handle.read() == b"bb"
+    assert read(entry) == b"bb"
+
+
+@given(content=st.binary(max_size=70_000))
+def test_read_entry_returns_every_byte(content: bytes) -> None:
+    """read_entry gives back exactly what the file holds, whatever its size."""
+    with tempfile.TemporaryDirectory() as name:
+        (Path(name) / "f").write_bytes(content)
+        (entry,) = scan_tree(Path(name), follow_links=False)
+        assert read_entry(entry) == content
+
+
+def test_read_entry_refuses_a_file_that_grows_while_it_is_read(tree: Path) -> None:
+    """Past the check at open (no identity to compare), a longer file is still refused."""
+    entry = next(e for e in scan_tree(tree, follow_links=False) if e.path == "a.txt")
+    (tree / "a.txt").write_bytes(b"longer")
+    with pytest.raises(
+        PublishError, match=r"^a\.txt: changed size while publishing; nothing was published$"
+    ):
+        read_entry(attrs.evolve(entry, identity=None))
+
+
+def test_read_entry_goes_on_after_a_short_read(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read that returns less than asked (a network file system) is continued."""
+    entry = next(e for e in scan_tree(tree, follow_links=False) if e.path == "sub/b.txt")
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: real_read(fd, 1))
+    assert read_entry(entry) == b"bb"
 
 
 # -- The result path rule: what publish accepts, get fetches ---------------------------------

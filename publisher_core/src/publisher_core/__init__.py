@@ -73,7 +73,7 @@ from ._prepare import ScannedResult, scan_result
 from ._registry import ENTRY_POINT_GROUP, Publisher, PublisherStatus, Registry
 from ._retry import RetryPolicy, retry_after_seconds
 from ._settings import load_settings
-from ._tree import TreeEntry, empty_directories, open_entry, scan_tree
+from ._tree import TreeEntry, empty_directories, open_entry, read_entry, scan_tree
 from .hookspecs import hookimpl
 
 __all__ = [
@@ -142,6 +142,7 @@ __all__ = [
     "plan",
     "publish",
     "quoted",
+    "read_entry",
     "redact_url",
     "render_key",
     "result_from_document",

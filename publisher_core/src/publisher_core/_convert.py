@@ -55,6 +55,7 @@ def attrs_fields(cls: type[Any]) -> tuple[attrs.Attribute[Any], ...]:
     return tuple(attrs.fields(cast("type[attrs.AttrsInstance]", cls)))
 
 
+@functools.cache  # per field of every manifest entry read or written: 20,000 in B0
 def capital_name(field_name: str) -> str:
     """The canonical parameter name of an attrs field: ``version_id`` -> ``VersionID``."""
     return "".join(
@@ -175,6 +176,14 @@ def _resolved_types(cls: Any) -> dict[str, Any]:
     return {f.name: f.type for f in attrs_fields(cls)}
 
 
+@functools.cache  # a manifest of 20,000 files structures ManifestFile 20,000 times
+def _names_of(cls: Any) -> tuple[dict[str, str], dict[str, str], KnownNames]:
+    """Field name -> CapitalName, its inverse, and the names a user may write, of ``cls``."""
+    fields = {f.name: capital_name(f.name) for f in attrs_fields(cls)}
+    capitals = {capital: name for name, capital in fields.items()}
+    return fields, capitals, KnownNames(capitals)
+
+
 def structure_params(
     data: Any,
     cls: type[T],
@@ -195,11 +204,9 @@ def structure_params(
     if not isinstance(data, Mapping):
         problems.append(Problem(path, f"expected a mapping of parameters, got {quoted(data)}"))
         raise SpecError(problems, what=what)
-    fields = {f.name: capital_name(f.name) for f in attrs_fields(cls)}
-    capitals = {capital: name for name, capital in fields.items()}
+    fields, capitals, known = _names_of(cast("Hashable", cls))
     field_types = _resolved_types(cast("Hashable", cls))
     locate = where or (lambda name: f"{path}.{fields[name]}")
-    known = KnownNames(capitals)
     seen: dict[str, str] = {}
     values: dict[str, Any] = {}
     for raw_name, value in data.items():

@@ -24,7 +24,7 @@ import attrs
 from ._errors import PublishError, SpecError, summarize
 from ._paths import path_problem, shown_path
 
-__all__ = ["TreeEntry", "empty_directories", "open_entry", "scan_tree"]
+__all__ = ["TreeEntry", "empty_directories", "open_entry", "read_entry", "scan_tree"]
 
 _MAX_SHOWN = 10
 
@@ -262,6 +262,38 @@ def open_entry(entry: TreeEntry) -> BinaryIO:
     A scanned file must also still have the size the scan saw: one that grew or shrank
     in between is still being written, and is refused rather than published half-done.
     """
+    return os.fdopen(_open_checked(entry), "rb")
+
+
+def read_entry(entry: TreeEntry) -> bytes:
+    """The whole of a scanned file, opened with :func:`open_entry`'s checks; for small files.
+
+    Reads with one system call where the file allows it, without a buffered file object:
+    for 20,000 small files that is a third fewer system calls than ``open_entry(...).read()``,
+    each of which hands the interpreter lock to another thread. Raises
+    :class:`PublishError` as :func:`open_entry` does, and also when the file grew or shrank
+    while it was read.
+    """
+    fd = _open_checked(entry)
+    try:
+        want = entry.size + 1  # one byte more than scanned: a file still growing shows it
+        data = os.read(fd, want)
+        while entry.size > len(data):  # a short read: go on to the end (or past it)
+            more = os.read(fd, want - len(data))
+            if not more:
+                break
+            data += more
+    except OSError as exc:
+        raise PublishError(f"{entry.path}: cannot read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(data) != entry.size:
+        raise PublishError(f"{entry.path}: changed size while publishing; nothing was published")
+    return data
+
+
+def _open_checked(entry: TreeEntry) -> int:
+    """A descriptor of ``entry``'s file, opened as :func:`open_entry` describes."""
     try:
         fd = os.open(entry.source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
@@ -282,4 +314,4 @@ def open_entry(entry: TreeEntry) -> BinaryIO:
             f"{entry.path}: changed size while publishing ({entry.size} bytes when scanned, "
             f"{st.st_size} when read); nothing was published"
         )
-    return os.fdopen(fd, "rb")
+    return fd

@@ -38,6 +38,7 @@ from ._transfer import Destination, version_of
 
 if TYPE_CHECKING:
     from awscrt.s3 import S3Request
+    from botocore.credentials import Credentials
     from botocore.session import Session
 
     from ._spec import S3Settings
@@ -70,6 +71,17 @@ def _proxied(url: str) -> bool:
     return not urllib.request.proxy_bypass(parts.hostname or "")
 
 
+def event_loop_threads() -> int:
+    """Threads for the runtime's event loops: one per two CPUs, at least one.
+
+    Every request calls back into Python (headers, progress, completion) on an event-loop
+    thread, which waits for the interpreter lock while the reading thread holds it. On two
+    CPUs one loop thread published 20,000 small files 6-8% faster than the runtime's
+    default of one per CPU, and four or eight were 20% slower (docs/performance.md).
+    """
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 def _header_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -99,6 +111,30 @@ def _attribute_headers(to: Destination, owner: str | None) -> list[tuple[str, st
         else:
             raise ValueError(f"PutObject sends {name} outside the headers")
     return headers
+
+
+def _provider(auth: Any, credentials: Credentials) -> Any:
+    """The runtime's credentials provider for botocore's ``credentials``.
+
+    Credentials that refresh (an instance role, SSO, assume-role) are read from botocore
+    each time the runtime signs, so they stay fresh. Credentials that never change (keys
+    from the environment or a profile) are handed over once: the runtime asks its
+    provider on every request, and each ask is a call back into Python that waits for the
+    interpreter lock (20,000 of them for 20,000 small files).
+    """
+    from botocore.credentials import RefreshableCredentials
+
+    if not isinstance(credentials, RefreshableCredentials):
+        frozen = credentials.get_frozen_credentials()
+        return auth.AwsCredentialsProvider.new_static(
+            frozen.access_key, frozen.secret_key, frozen.token
+        )
+
+    def current() -> Any:  # called by the runtime when it signs
+        frozen = credentials.get_frozen_credentials()
+        return auth.AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    return auth.AwsCredentialsProvider.new_delegate(current)
 
 
 class CrtRequestError(Exception):
@@ -198,11 +234,7 @@ class CrtPuts:
         if credentials is None:
             raise ValueError("no AWS credentials found")
 
-        def current() -> Any:  # called by the runtime when it signs: refreshed credentials
-            frozen = credentials.get_frozen_credentials()
-            return auth.AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
-
-        provider = auth.AwsCredentialsProvider.new_delegate(current)
+        provider = _provider(auth, credentials)
         signing = s3.create_default_s3_signing_config(region=region, credential_provider=provider)
         tls: Any = None
         if parts.scheme == "https":
@@ -212,7 +244,9 @@ class CrtPuts:
                 options.override_default_trust_store_from_path(ca_filepath=bundle)
             tls = crt_io.ClientTlsContext(options).new_connection_options()
         self.max_requests = max(1, settings.concurrency) * REQUESTS_PER_WORKER
+        loops = crt_io.EventLoopGroup(event_loop_threads())
         self.client = s3.S3Client(
+            bootstrap=crt_io.ClientBootstrap(loops, crt_io.DefaultHostResolver(loops)),
             region=region,
             signing_config=signing,
             tls_mode=(

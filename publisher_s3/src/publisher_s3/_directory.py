@@ -31,6 +31,7 @@ from publisher_core import (
     empty_directories,
     manifest_key,
     open_entry,
+    read_entry,
     sha256_b64,
     sha256_of,
 )
@@ -188,12 +189,7 @@ class FileUploads:
             for entry in files:
                 if self.pool.stop.is_set():
                     break
-                with open_entry(entry) as handle:
-                    data = handle.read(entry.size + 1)
-                if len(data) != entry.size:
-                    raise PublishError(
-                        f"{entry.path}: changed size while publishing; nothing was published"
-                    )
+                data = read_entry(entry)
                 key = self.key + entry.path
                 checksum = sha256_of(data)
                 content_type = mimetypes.guess_type(entry.path)[0] or "application/octet-stream"
