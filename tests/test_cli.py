@@ -301,3 +301,17 @@ def test_an_interrupt_while_the_result_is_printed_is_held_and_reported(
         publisher_cli._interrupt(signal.SIGTERM, None)
     with pytest.raises(KeyboardInterrupt):
         publisher_cli._interrupt(signal.SIGINT, None)
+
+
+def test_the_collector_runs_less_often_during_a_command_and_as_before_after(monkeypatch):
+    """The CLI raises the young generation's threshold for its run and restores it."""
+    import gc
+
+    from publisher_core import cli
+
+    seen: list[tuple[int, ...]] = []
+    monkeypatch.setattr(cli, "_run", lambda argv: seen.append(gc.get_threshold()) or 0)
+    before = gc.get_threshold()
+    assert run(["list"]) == 0
+    assert seen == [(cli.GC_THRESHOLD, *before[1:])]
+    assert gc.get_threshold() == before
