@@ -310,7 +310,12 @@ def test_the_collector_runs_less_often_during_a_command_and_as_before_after(monk
     from publisher_core import cli
 
     seen: list[tuple[int, ...]] = []
-    monkeypatch.setattr(cli, "_run", lambda argv: seen.append(gc.get_threshold()) or 0)
+
+    def command(argv: list[str] | None) -> int:
+        seen.append(gc.get_threshold())
+        return 0
+
+    monkeypatch.setattr(cli, "_run", command)
     before = gc.get_threshold()
     assert run(["list"]) == 0
     assert seen == [(cli.GC_THRESHOLD, *before[1:])]
