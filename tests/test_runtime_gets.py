@@ -60,7 +60,8 @@ def test_a_directory_of_small_files_goes_through_the_runtime_over_few_connection
 ):
     """Every file is carried by the runtime, verified, over at most one connection a worker."""
     items = items_for(server, 200)
-    report = download(ResultDescription(type="t", name="r", items=items), tmp_path / "out")
+    description = ResultDescription(type="t", name="r", items=items)
+    report = download(description, tmp_path / "out", workers=8)
     assert report.verified == 200
     assert carried == ["body"] * 200
     assert sum(server.requests.values()) == 200

@@ -42,6 +42,7 @@ from ._transport import DEFAULT_TIMEOUT, Transport
 __all__ = [
     "DEFAULT_ATTEMPTS",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_WORKERS",
     "GetReport",
     "check_url",
     "download",
@@ -50,6 +51,15 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 64
+"""Downloads at once (and connections per host) in a ``get`` of a directory result.
+
+Each download waits for its reply on its own thread, so this bounds the requests in
+flight: against the null sink at 20 ms per request, 2,000 small files took 6.8 s with 8,
+3.6 s with 32 and 2.9 s with 64; with no latency, 20,000 files took as long with 8, 32
+or 64 (within the machine's noise), peak RSS 5 MiB more at 64 (docs/performance.md).
+"""
 
 
 @attrs.frozen(kw_only=True)
@@ -67,7 +77,7 @@ def download(
     description: ResultDescription,
     target: Path,
     *,
-    workers: int = 8,
+    workers: int = DEFAULT_WORKERS,
     timeout: float = DEFAULT_TIMEOUT,
     attempts: int = DEFAULT_ATTEMPTS,
     max_bytes: int | None = None,
