@@ -576,9 +576,11 @@ def run(argv: list[str] | None = None) -> int:
     try:
         return _run(argv)
     finally:
-        gc.set_threshold(*thresholds)
+        # The handlers first: a signal after the command ended must reach the previous
+        # handler, not raise from here (any work before this widens that window).
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        gc.set_threshold(*thresholds)
 
 
 def _run(argv: list[str] | None) -> int:
