@@ -14,11 +14,11 @@ and no retry policy of ours: what is left is the floor a Python program can reac
 one-object-per-file uploads on this machine.
 
 With ``--get OUT`` it fetches instead: for every file under DIR, a GET of the object
-``PREFIX + its relative path`` (``S3RequestType.GET_OBJECT``, signed the same way) whose
-body is hashed with SHA-256 and written, as it arrives, to a new file at the same relative
-path under OUT (created with ``O_EXCL``, its directories made first); each file's size and
-SHA-256 are compared with DIR's file. That is the floor for ``get`` of a directory of
-small files: no description, no staging, no retry policy.
+``PREFIX + its relative path`` (``S3RequestType.GET_OBJECT``, signed the same way), 256 in
+flight, whose body the runtime writes to a new file at the same relative path under OUT
+(created with ``O_EXCL`` first, its directories made before; ``recv_filepath``); once it
+is done, the file is read back and compared with DIR's file. That is the floor for
+``get`` of a directory of small files: no description, no staging, no retry policy.
 
 Every request must succeed with a 2xx status (and, with ``--get``, the same bytes);
 otherwise the first failures go to stderr and the exit status is 1.
@@ -27,9 +27,9 @@ otherwise the first failures go to stderr and the exit status is 1.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import os
+import queue
 import sys
 import threading
 from pathlib import Path
@@ -59,7 +59,7 @@ def _client(endpoint: str, region: str) -> tuple[Any, SplitResult]:
     )
     from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
 
-    from publisher_s3._crt import THROUGHPUT_TARGET_GBPS, event_loop_threads
+    from publisher_core._crt import THROUGHPUT_TARGET_GBPS, event_loop_threads
 
     loops = EventLoopGroup(event_loop_threads())
     client = S3Client(
@@ -142,61 +142,46 @@ def download(
 ) -> list[str]:
     """GET every file of ``root`` into ``out``, checked; the failures (empty: all good)."""
     from awscrt.http import HttpHeaders, HttpRequest
-    from awscrt.s3 import (
-        S3RequestType,
-    )
+    from awscrt.s3 import S3RequestType
 
     client, url = _client(endpoint, region)
     base = url.path.rstrip("/")
     files = _files(root)
     for folder in sorted({p.parent.relative_to(root) for p in files}):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    slots = threading.BoundedSemaphore(in_flight)
-    lock = threading.Lock()
-    finished = threading.Condition(lock)
-    pending: dict[int, object] = {}
+    finished: queue.SimpleQueue[tuple[int, Exception | None]] = queue.SimpleQueue()
+    live: dict[int, object] = {}  # the requests in flight, kept referenced until done
     failures: list[str] = []
-    done = 0
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
-    def fetch(number: int, path: Path) -> None:
+    def check(number: int, error: Exception | None) -> None:
+        del live[number]
+        path = files[number]
         relative = path.relative_to(root).as_posix()
-        key = prefix + relative
-        expected = hashlib.sha256(path.read_bytes()).digest()
-        sink = open(out / relative, "xb")  # noqa: SIM115 - closed in on_done
-        digest = hashlib.sha256()
-
-        def on_body(chunk: bytes, **_: object) -> None:
-            digest.update(chunk)
-            sink.write(chunk)
-
-        def on_done(error: Exception | None = None, **_: object) -> None:
-            nonlocal done
-            sink.close()
-            with lock:
-                pending.pop(number, None)
-                if error is not None:
-                    failures.append(f"{key}: {error!r}")
-                elif digest.digest() != expected:
-                    failures.append(f"{key}: SHA-256 differs from {path}")
-                done += 1
-                finished.notify_all()
-            slots.release()
-
-        request = HttpRequest(
-            "GET",
-            f"{base}/{quote(bucket, safe='')}/{quote(key, safe='/~')}",
-            HttpHeaders([("Host", url.netloc)]),
-        )
-        slots.acquire()
-        with lock:
-            pending[number] = client.make_request(
-                type=S3RequestType.GET_OBJECT, request=request, on_body=on_body, on_done=on_done
-            )
+        if error is not None:
+            failures.append(f"{relative}: {error!r}")
+        elif (out / relative).read_bytes() != path.read_bytes():
+            failures.append(f"{relative}: differs from {path}")
 
     for number, path in enumerate(files):
-        fetch(number, path)
-    with lock:
-        finished.wait_for(lambda: done == len(files))
+        relative = path.relative_to(root).as_posix()
+        target = out / relative
+        os.close(os.open(target, flags, 0o666))
+        request = HttpRequest(
+            "GET",
+            f"{base}/{quote(bucket, safe='')}/{quote(prefix + relative, safe='/~')}",
+            HttpHeaders([("Host", url.netloc)]),
+        )
+        while len(live) >= in_flight:
+            check(*finished.get())
+        live[number] = client.make_request(
+            type=S3RequestType.GET_OBJECT,
+            request=request,
+            recv_filepath=str(target),
+            on_done=lambda n=number, error=None, **_: finished.put((n, error)),
+        )
+    while live:
+        check(*finished.get())
     return failures
 
 
@@ -206,14 +191,14 @@ def main() -> None:
     parser.add_argument("endpoint")
     parser.add_argument("bucket")
     parser.add_argument("prefix")
-    parser.add_argument("--in-flight", type=int, help="requests at a time (512; --get: 64)")
+    parser.add_argument("--in-flight", type=int, help="requests at a time (512; --get: 256)")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--get", type=Path, metavar="OUT", help="fetch into OUT instead")
     args = parser.parse_args()
     where = (args.endpoint, args.bucket, args.prefix)
     if args.get is not None:
         failures = download(
-            args.root, args.get, *where, in_flight=args.in_flight or 64, region=args.region
+            args.root, args.get, *where, in_flight=args.in_flight or 256, region=args.region
         )
     else:
         failures = upload(args.root, *where, in_flight=args.in_flight or 512, region=args.region)

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import re
 import socket
 import struct
 import tarfile
@@ -144,6 +145,14 @@ def endless() -> Iterator[str]:
         server.server_close()
 
 
+ERROR_CODES = {
+    403: "AccessDenied",
+    404: "NoSuchKey",
+    429: "SlowDown",
+    500: "InternalError",
+    503: "SlowDown",
+}
+"""The S3 error code in the body of each status (the runtime reads it)."""
 REASONS = {
     403: "Forbidden",
     429: "Too Many Requests",
@@ -234,10 +243,12 @@ class FlakyServer:
         data = route.data
         half = data[: len(data) // 2]
         if fault is None:
-            self.reply(handler, 200, data)
+            self.reply_object(handler, data)
         elif fault.isdigit():
             headers = {"Retry-After": route.retry_after} if route.retry_after else {}
-            self.reply(handler, int(fault), b"<Error><Code>SlowDown</Code></Error>", headers)
+            code = ERROR_CODES.get(int(fault), "InternalError")
+            body = f"<Error><Code>{code}</Code></Error>".encode()
+            self.reply(handler, int(fault), body, headers)
         elif fault == "reset":
             linger = struct.pack("ii", 1, 0)  # close with a TCP RST
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
@@ -252,13 +263,25 @@ class FlakyServer:
             if fault == "stall-body":
                 self.release.wait(30)
         elif fault == "short":
-            self.reply(handler, 200, half)
+            self.reply_object(handler, half)
         elif fault == "corrupt":
-            self.reply(handler, 200, bytes([data[0] ^ 1]) + data[1:])
+            self.reply_object(handler, bytes([data[0] ^ 1]) + data[1:])
         else:
             assert fault == "xml", fault
             error = b"<?xml version='1.0'?><Error><Code>InternalError</Code></Error>"
-            self.reply(handler, 200, error + b" " * len(data))
+            self.reply_object(handler, error + b" " * len(data))
+
+    @classmethod
+    def reply_object(cls, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        """The object ``body`` as S3 sends it: with an ETag, ``Range: bytes=A-B`` honoured."""
+        headers = {"ETag": f'"{hashlib.md5(body).hexdigest()}"'}
+        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", handler.headers.get("Range") or "")
+        if not wanted or int(wanted[1]) >= len(body):
+            cls.reply(handler, 200, body, headers)
+            return
+        first, last = int(wanted[1]), min(int(wanted[2] or len(body) - 1), len(body) - 1)
+        headers["Content-Range"] = f"bytes {first}-{last}/{len(body)}"
+        cls.reply(handler, 206, body[first : last + 1], headers)
 
     @staticmethod
     def reply(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
+import re
 import shutil
 import ssl
 import subprocess
@@ -25,6 +27,9 @@ class Route:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    ranges: bool = True
+    """Like S3: an ``ETag``, and a 200's ``Range: bytes=A-B`` answered with 206 and those
+    bytes; False: neither."""
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -47,6 +52,9 @@ class Server(http.server.ThreadingHTTPServer):
         )
         self.thread.start()
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hung up mid-reply (the runtime cancels what it refuses)
+
     def get_request(self):
         request = super().get_request()
         with self.lock:
@@ -68,12 +76,20 @@ class Server(http.server.ThreadingHTTPServer):
             routes = self.routes.get(path)
             route = (routes.pop(0) if len(routes) > 1 else routes[0]) if routes else None
         route = route or Route(404, b"<Error><Code>NoSuchKey</Code></Error>")
-        handler.send_response(route.status)
-        handler.send_header("Content-Length", str(len(route.body)))
-        for name, value in route.headers.items():
+        status, body = route.status, route.body
+        extra = {"ETag": f'"{hashlib.md5(body).hexdigest()}"'} if route.ranges else {}
+        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", handler.headers.get("Range") or "")
+        if wanted and route.ranges and status == 200 and int(wanted[1]) < len(body):
+            first = int(wanted[1])
+            last = min(int(wanted[2] or len(body) - 1), len(body) - 1)
+            status, body = 206, body[first : last + 1]
+            extra["Content-Range"] = f"bytes {first}-{last}/{len(route.body)}"
+        handler.send_response(status)
+        handler.send_header("Content-Length", str(len(body)))
+        for name, value in {**route.headers, **extra}.items():
             handler.send_header(name, value)
         handler.end_headers()
-        handler.wfile.write(route.body)
+        handler.wfile.write(body)
 
     def close(self) -> None:
         self.shutdown()

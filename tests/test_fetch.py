@@ -23,7 +23,7 @@ from publisher_core import (
     _fetch,
     download,
 )
-from publisher_core._transport import Transport
+from publisher_core._transport import REQUEST_PATH_VARIABLE, Transport
 from tests.downloads import PAYLOAD, FlakyServer, item_for, listing, member, tar_gz
 
 
@@ -187,8 +187,15 @@ def test_failures_that_persist_fail_after_the_last_attempt(flaky, pauses, tmp_pa
 @pytest.mark.parametrize(
     ("header", "expected"), [("7", 7.0), ("100", 20.0), ("Wed, 21 Oct 2037 07:28:00 GMT", None)]
 )
-def test_retry_after_is_honoured_up_to_20_seconds(flaky, pauses, tmp_path, header, expected):
-    """A 429's Retry-After in seconds sets the wait (capped); a date falls back to backoff."""
+def test_retry_after_is_honoured_up_to_20_seconds(
+    flaky, pauses, tmp_path, header, expected, monkeypatch
+):
+    """A 429's Retry-After in seconds sets the wait (capped); a date falls back to backoff.
+
+    Over urllib3: the runtime does not pass a throttled reply's headers on, so the wait
+    after its attempt is the backoff (test_runtime_gets.py).
+    """
+    monkeypatch.setenv(REQUEST_PATH_VARIABLE, "urllib3")
     item = flaky.add("a.bin", PAYLOAD, script=["429"], retry_after=header)
     fetch(item, tmp_path / "out")
     if expected is None:
@@ -215,10 +222,10 @@ def test_retries_are_logged_at_debug_without_the_query_string(flaky, pauses, tmp
     fetch(item, tmp_path / "out")
     retries = [r.getMessage() for r in caplog.records if "; attempt " in r.getMessage()]
     assert len(retries) == 2
-    # The first attempt may go through the runtime, which names the status's standard reason.
+    # The first attempt goes through the runtime, which names the store's throttling.
     assert re.match(
         rf"GET {re.escape(flaky.base)}/a.bin\?<redacted>: "
-        "HTTP 503 (Slow Down|Service Unavailable); ",
+        r"the request failed \(AWS_ERROR_S3_SLOW_DOWN\); ",
         retries[0],
     )
     assert "attempt 2 of 5" in retries[0]
@@ -308,7 +315,12 @@ def test_an_archive_is_retried_then_extracted(flaky, pauses, tmp_path):
 
 
 def test_one_file_failing_for_good_stops_the_others(flaky, monkeypatch, tmp_path):
-    """A 404 ends the get: a download waiting to retry stops waiting, and the 404 is shown."""
+    """A 404 ends the get: a download waiting to retry stops waiting, and the 404 is shown.
+
+    Over urllib3, whose downloads wait out their pauses on threads (the runtime's
+    requests in flight are cancelled: test_runtime_gets.py).
+    """
+    monkeypatch.setenv(REQUEST_PATH_VARIABLE, "urllib3")
     interrupted: list[bool] = []
 
     def pause(seconds: float, cancel: threading.Event) -> None:

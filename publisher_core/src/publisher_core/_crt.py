@@ -1,33 +1,42 @@
-"""Small downloads over the AWS Common Runtime's HTTP client, for ``get`` of many files.
+"""Small downloads written straight to files by the AWS Common Runtime, for ``get``.
 
 urllib3 and http.client spend about half a millisecond of CPU, under the interpreter lock,
-on every request; for a directory of 20,000 small files that is most of what ``get``
-does. The runtime (``awscrt``, the engine behind ``boto3[crt]``) sends the request and
-parses the reply in C on its own event-loop threads. :class:`RuntimeGets` keeps its
-connections open per host and reuses them, as :class:`._transport.Transport` does with
-urllib3's. The URLs are pre-signed: nothing is signed here.
+on every request, and a thread that waits for each reply hands the lock around on every
+chunk; for a directory of 20,000 small files that is most of what ``get`` does. The
+runtime's S3 client (``awscrt.s3.S3Client``, the engine behind ``boto3[crt]``) sends the
+request, parses the reply and writes the body to its file in C, on its own event-loop
+threads: Python only starts each request and hears once that it ended. One thread drives
+:class:`RuntimeFiles`, with many requests in flight (:func:`._fetch.fetch_items`).
+Connections are kept open per host and reused. The URLs are pre-signed: nothing is
+signed here, and the runtime retries nothing (the retry policy of ``get`` does).
 
-Only what suits it comes here: the first attempt of an ``http`` or ``https`` download
-whose size is recorded and small, when no proxy applies (the runtime reads no ``*_proxy``
-variable) and, for ``https``, once the host has answered urllib3 over a connection the
-standard library verified. The reply is held in memory, at most one byte past the recorded size (the
-connection is closed once a body runs past it), and handed over whole. A connection that
-cannot be made (:class:`Unreachable`: that host's requests stay with urllib3) and a
-redirect are handed back to urllib3 (:class:`Unsuited`) for the same attempt, so the
-store sees one request either way (a reply with neither a Content-Length
-nor chunks, which S3 never sends, is asked for again there); every retry goes through
-urllib3. A
-status other than 2xx means what it means there (:data:`._retry.RETRY_STATUSES` are
-retried, with their ``Retry-After``; any other is final), named by its standard reason
-phrase.
+Each request asks for ``Range: bytes=0-SIZE``, one byte past the recorded size: the
+runtime sizes its buffer for that range and refuses a longer reply, so it never holds or
+writes more than ``SIZE + 1`` bytes, and a too-long object shows as a file one byte too
+long. Only what suits it comes here: an ``http`` or ``https`` download whose recorded size
+is at least 1 byte (an empty object has no byte 0) and at most :data:`RUNTIME_MAX_SIZE`,
+when no proxy applies (the runtime reads no ``*_proxy`` variable) and, for ``https``, once
+the host has answered urllib3 over a connection the standard library verified.
+
+How a request ended (:meth:`RuntimeFiles.collect`):
+
+- ``None``: a 2xx reply, its body in the file (the caller checks size and SHA-256);
+- :class:`Unsuited`: a redirect, for urllib3 to follow; :class:`HostUnsuited`: no
+  connection could be made, or the host ignores ``Range`` (that host's requests stay
+  with urllib3). Nothing was kept, so urllib3 makes the same attempt;
+- :class:`._retry.TransientError`: what another attempt may fix (429, 5xx, throttling, a
+  broken connection, a reply silent past the timeout; :class:`TooLong`, a body past the
+  range);
+- :class:`DownloadError`: the rest (403, 404, ...), named by the status's reason phrase.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
-import threading
+import queue
 import time
+from collections import deque
 from typing import Any, Final
 from urllib.parse import SplitResult
 
@@ -38,100 +47,74 @@ from ._retry import RETRY_STATUSES, TransientError, retry_after_seconds
 __all__ = [
     "CONNECT_WAIT",
     "RUNTIME_MAX_SIZE",
-    "RuntimeBody",
-    "RuntimeGets",
-    "Unreachable",
+    "THROUGHPUT_TARGET_GBPS",
+    "HostUnsuited",
+    "RuntimeFiles",
+    "TooLong",
     "Unsuited",
+    "event_loop_threads",
 ]
 
 RUNTIME_MAX_SIZE: Final = 1 << 20
 """Downloads of up to this many bytes (recorded) may go through the runtime."""
 
 CONNECT_WAIT: Final = 10.0
-"""Seconds at most to wait for the runtime's connection (see :class:`Unreachable`)."""
+"""Seconds at most to wait for the runtime's connection (see :class:`HostUnsuited`)."""
+
+THROUGHPUT_TARGET_GBPS: Final = 100.0
+"""The runtime's throughput target, from which it sizes its connection pool.
+
+At its default (10 Gbps) the pool, not the requests in flight, bounded 20,000 small
+uploads (docs/performance.md)."""
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# The runtime's names for failing to reach a host at all (nothing was sent), and for a
+# host that is no S3: one that ignores Range (its 200 has no Content-Range) or sends no ETag.
+_HOST_UNSUITED = frozenset(
+    {
+        "AWS_ERROR_S3_MISSING_CONTENT_RANGE_HEADER",
+        "AWS_ERROR_S3_MISSING_ETAG",
+        "AWS_ERROR_S3_INVALID_CONTENT_RANGE_HEADER",
+        "AWS_IO_SOCKET_CONNECTION_REFUSED",
+        "AWS_IO_SOCKET_TIMEOUT",
+        "AWS_IO_SOCKET_NO_ROUTE_TO_HOST",
+        "AWS_IO_SOCKET_NETWORK_DOWN",
+        "AWS_IO_DNS_INVALID_NAME",
+        "AWS_IO_DNS_QUERY_FAILED",
+        "AWS_IO_DNS_NO_ADDRESS_FOR_HOST",
+    }
+)
+
+
+def event_loop_threads() -> int:
+    """Threads for the runtime's event loops: one per two CPUs, at least one.
+
+    Every request calls back into Python (headers, progress, completion) on an event-loop
+    thread, which waits for the interpreter lock while the reading thread holds it. On two
+    CPUs one loop thread published 20,000 small files 6-8% faster than the runtime's
+    default of one per CPU, and four or eight were 20% slower (docs/performance.md).
+    """
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 class Unsuited(Exception):
-    """Not for the runtime (a redirect, an unframed body): urllib3 makes this attempt."""
+    """Not for the runtime (a redirect): urllib3 makes this attempt."""
 
 
-class Unreachable(Unsuited):
-    """The runtime could not connect to the host: urllib3 makes this attempt and the rest.
+class HostUnsuited(Unsuited):
+    """The runtime cannot serve this host: urllib3 makes this attempt and the host's rest.
 
-    Nothing was sent. A TLS certificate the runtime does not trust can leave its
-    connection hanging until the wait runs out instead of failing (awscrt 0.38), so the
-    wait is short, and https hosts come here only once urllib3 has been answered by them.
+    Either no connection could be made (nothing was sent), or the host answers unlike S3:
+    it ignored ``Range`` (no ``Content-Range``) or sent no ``ETag``; the runtime kept none
+    of that reply. A TLS certificate
+    the runtime does not trust can leave its connection hanging until the wait runs out
+    instead of failing (awscrt 0.38), so the wait is short, and https hosts come here
+    only once urllib3 has been answered by them.
     """
 
 
-class RuntimeBody:
-    """A whole reply body, held in memory, read like :class:`._transport.Body`."""
-
-    def __init__(self, data: bytes, missing: int | None) -> None:
-        self._view = memoryview(data)
-        self._at = 0
-        self._missing = missing
-
-    @property
-    def length(self) -> int | None:
-        """Bytes of the ``Content-Length`` that never arrived, once the body is read."""
-        return self._missing if self._at >= len(self._view) else None
-
-    def readinto(self, buffer: memoryview, /) -> int:
-        """Copy the next bytes into ``buffer``; 0 at the end."""
-        count = min(len(buffer), len(self._view) - self._at)
-        buffer[:count] = self._view[self._at : self._at + count]
-        self._at += count
-        return count
-
-
-class _Reply:
-    """One exchange as the runtime's callbacks deliver it (on its event-loop threads)."""
-
-    __slots__ = (
-        "chunks",
-        "connection",
-        "done",
-        "headers",
-        "limit",
-        "over",
-        "seen",
-        "size",
-        "status",
-    )
-
-    def __init__(self, limit: int, connection: Any) -> None:
-        self.limit = limit
-        self.connection = connection
-        self.size = 0
-        self.over = False  # the body ran past the limit: the connection was closed
-        self.chunks: list[bytes] = []
-        self.headers: dict[str, str] = {}
-        self.status = 0
-        self.seen = time.monotonic()  # when the runtime last delivered something
-        self.done = threading.Event()
-
-    def on_response(self, status_code: int, headers: list[tuple[str, str]], **_: Any) -> None:
-        self.status = status_code
-        self.headers = {name.lower(): value for name, value in headers}
-        self.seen = time.monotonic()
-
-    def on_body(self, chunk: bytes, **_: Any) -> None:
-        self.seen = time.monotonic()
-        if not 200 <= self.status < 300:
-            return  # an error's body: the status says what went wrong
-        room = self.limit - self.size
-        if room > 0:
-            self.chunks.append(bytes(chunk[:room]))
-            self.size += min(room, len(chunk))
-        if len(chunk) > room and not self.over:
-            self.over = True  # no need for the rest: one byte past the record refuses it
-            self.connection.close()
-
-    def finished(self, _: object) -> None:
-        self.done.set()
+class TooLong(TransientError):
+    """The reply ran past the range asked for (the recorded size and one byte): refused."""
 
 
 def _trust_store(options: Any) -> None:
@@ -142,122 +125,159 @@ def _trust_store(options: Any) -> None:
         options.override_default_trust_store_from_path(ca_dirpath=ca_dir, ca_filepath=ca_file)
 
 
-class RuntimeGets:
-    """GETs over the runtime's HTTP/1.1 connections, kept open per host; thread-safe.
+class RuntimeFiles:
+    """GETs into files, many in flight, started and collected by one thread.
 
-    Raises ImportError when ``awscrt`` is not installed.
+    :meth:`start` sends a request and returns at once; :meth:`collect` returns how the
+    finished ones ended, cancelling any whose reply has not ended ``timeout`` seconds
+    after it was sent (bodies here are at most :data:`RUNTIME_MAX_SIZE`). :meth:`close`
+    cancels what is still in flight and waits until the runtime has let go of every
+    file. Raises ImportError when ``awscrt`` is not installed.
     """
 
-    def __init__(self, *, connect_timeout: float) -> None:
+    def __init__(self, *, timeout: float) -> None:
         from awscrt import http as crt_http
         from awscrt import io as crt_io
+        from awscrt import s3 as crt_s3
 
-        self._http, self._io = crt_http, crt_io
-        self.connect_timeout = connect_timeout
-        self._idle: dict[tuple[str, str, int], list[Any]] = {}
-        self._tls: Any = None
-        self._lock = threading.Lock()
-        self._closed = False
+        self._http, self._io, self._s3 = crt_http, crt_io, crt_s3
+        self.timeout = timeout
+        self._loops = crt_io.EventLoopGroup(event_loop_threads())
+        self._bootstrap = crt_io.ClientBootstrap(
+            self._loops, crt_io.DefaultHostResolver(self._loops)
+        )
+        self._clients: dict[str, Any] = {}
+        self._finished: queue.SimpleQueue[tuple[int, Any, int | None, list[Any] | None]] = (
+            queue.SimpleQueue()
+        )
+        self._live: dict[int, Any] = {}  # number -> the runtime's request, kept referenced
+        self._urls: dict[int, str] = {}
+        self._order: deque[tuple[float, int]] = deque()  # (deadline, number), in start order
+        self._late: set[int] = set()  # cancelled for silence
 
     def __repr__(self) -> str:
-        return f"RuntimeGets(connect_timeout={self.connect_timeout:g})"
+        return f"RuntimeFiles(timeout={self.timeout:g}, in_flight={len(self._live)})"
 
-    def close(self) -> None:
-        """Close every idle connection; no more are kept."""
-        with self._lock:
-            self._closed = True
-            idle = [c for connections in self._idle.values() for c in connections]
-            self._idle.clear()
-        for connection in idle:
-            connection.close()
+    def __len__(self) -> int:
+        """Requests started and not yet collected."""
+        return len(self._live)
 
-    def _connect(self, scheme: str, host: str, port: int) -> Any:
-        """An open connection to ``host``: an idle one, else a new one (or Unreachable)."""
-        key = (scheme, host, port)
-        with self._lock:
-            idle = self._idle.get(key)
-            while idle:
-                connection = idle.pop()
-                if connection.is_open():
-                    return connection
-        options = self._io.SocketOptions()
-        wait = min(self.connect_timeout, CONNECT_WAIT)
-        options.connect_timeout_ms = max(1, int(wait * 1000))
-        tls = None
-        if scheme == "https":
-            with self._lock:
-                if self._tls is None:
-                    context_options = self._io.TlsContextOptions()
-                    _trust_store(context_options)
-                    self._tls = self._io.ClientTlsContext(context_options)
-            tls = self._tls.new_connection_options()
-            tls.set_server_name(host)
-        try:
-            return self._http.HttpClientConnection.new(
-                host_name=host, port=port, socket_options=options, tls_connection_options=tls
-            ).result(wait + 1)
-        except Exception as exc:  # refused, unresolvable, TLS, ...: urllib3 says which
-            raise Unreachable from exc
+    def _client(self, scheme: str) -> Any:
+        """The runtime's S3 client for ``scheme`` (TLS on or off), made once."""
+        client = self._clients.get(scheme)
+        if client is None:
+            s3 = self._s3
+            tls = None
+            if scheme == "https":
+                options = self._io.TlsContextOptions()
+                _trust_store(options)
+                tls = self._io.ClientTlsContext(options).new_connection_options()
+            client = s3.S3Client(
+                bootstrap=self._bootstrap,
+                region="us-east-1",  # nothing is signed: the region is not used
+                tls_mode=s3.S3RequestTlsMode.ENABLED if tls else s3.S3RequestTlsMode.DISABLED,
+                tls_connection_options=tls,
+                throughput_target_gbps=THROUGHPUT_TARGET_GBPS,
+                retry_config=s3.S3RetryConfig(retry_mode=s3.S3RetryMode.NONE),
+                connect_timeout_ms=max(1, int(min(self.timeout, CONNECT_WAIT) * 1000)),
+            )
+            self._clients[scheme] = client
+        return client
 
-    def _release(self, key: tuple[str, str, int], connection: Any) -> None:
-        with self._lock:
-            if not self._closed and connection.is_open():
-                self._idle.setdefault(key, []).append(connection)
-                return
-        connection.close()
-
-    def get(self, url: str, parts: SplitResult, timeout: float, limit: int) -> RuntimeBody:
-        """The body of ``GET url`` (at most ``limit`` bytes of it kept); see the module.
-
-        Raises :class:`Unsuited` (:class:`Unreachable` when no connection could be made),
-        :class:`._retry.TransientError` for what another attempt may fix (429, 5xx, a
-        broken or silent connection) and :class:`DownloadError` for the rest (403, 404,
-        ...). ``timeout`` is how long the
-        connection may stay silent.
-        """
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        key = (parts.scheme, host, port)
-        connection = self._connect(*key)
+    def start(self, number: int, url: str, parts: SplitResult, path: str, size: int) -> None:
+        """Send ``GET url`` for ``size`` bytes, its body going to the existing file ``path``."""
         target = url[url.index("//") + 2 + len(parts.netloc) :].partition("#")[0] or "/"
+        host = parts.netloc.rpartition("@")[2]
         request = self._http.HttpRequest(
-            "GET", target, self._http.HttpHeaders([("Host", parts.netloc)])
+            "GET",
+            target,
+            self._http.HttpHeaders([("Host", host), ("Range", f"bytes=0-{size}")]),
         )
-        reply = _Reply(limit, connection)
-        stream = connection.request(request, reply.on_response, reply.on_body)
-        stream.completion_future.add_done_callback(reply.finished)
-        stream.activate()
-        while not reply.done.wait(max(0.0, reply.seen + timeout - time.monotonic())):
-            if time.monotonic() - reply.seen >= timeout:
-                connection.close()
-                reply.done.wait()
-                raise TransientError(f"timed out after {timeout:g} s")
-        failure = stream.completion_future.exception()
-        if reply.over:  # closed on purpose: what was kept says it is too long
-            return RuntimeBody(b"".join(reply.chunks), None)
-        if failure is not None:
-            connection.close()
-            name = getattr(failure, "name", "") or type(failure).__name__
-            where = "while reading the body" if stream.response_status_code else "before a reply"
-            raise TransientError(f"the connection failed {where} ({name})")
-        framed = "content-length" in reply.headers or "chunked" in reply.headers.get(
-            "transfer-encoding", ""
+        finished = self._finished
+
+        def on_done(
+            error: BaseException | None = None,
+            status_code: int | None = None,
+            error_headers: list[Any] | None = None,
+            **_: Any,
+        ) -> None:
+            finished.put((number, error, status_code, error_headers))
+
+        self._live[number] = self._client(parts.scheme).make_request(
+            type=self._s3.S3RequestType.GET_OBJECT,
+            request=request,
+            recv_filepath=path,
+            on_done=on_done,
         )
-        if not framed:  # a body that ends when the connection does: urllib3 reads those
-            connection.close()
-            raise Unsuited
-        self._release(key, connection)
-        status = stream.response_status_code
-        if status is None:
-            raise TransientError("the server closed the connection without a response")
-        if status in _REDIRECTS:
-            raise Unsuited
-        if not 200 <= status < 300:
+        self._urls[number] = url
+        self._order.append((time.monotonic() + self.timeout, number))
+
+    def collect(self, wait: float = 0.0) -> list[tuple[int, BaseException | None]]:
+        """The requests that ended, each with None (its body in its file) or its failure.
+
+        Waits up to ``wait`` seconds for the first one, and no longer than the next
+        request's deadline.
+        """
+        self._cancel_late()
+        if self._order:
+            wait = min(wait, max(0.0, self._order[0][0] - time.monotonic()))
+        ended: list[tuple[int, BaseException | None]] = []
+        try:
+            item = self._finished.get(timeout=wait) if wait > 0 else self._finished.get_nowait()
+            while True:
+                ended.append(self._outcome(*item))
+                item = self._finished.get_nowait()
+        except queue.Empty:
+            pass
+        return ended
+
+    def _cancel_late(self) -> None:
+        now = time.monotonic()
+        while self._order and self._order[0][0] <= now:
+            _, number = self._order.popleft()
+            request = self._live.get(number)
+            if request is not None:
+                self._late.add(number)
+                request.cancel()
+
+    def _outcome(
+        self, number: int, error: Any, status: int | None, headers: list[Any] | None
+    ) -> tuple[int, BaseException | None]:
+        self._live.pop(number, None)
+        url = self._urls.pop(number)
+        late = number in self._late
+        self._late.discard(number)
+        if error is None:
+            return number, None
+        if late:
+            return number, TransientError(f"timed out after {self.timeout:g} s")
+        if status is not None:
+            if status in _REDIRECTS:
+                return number, Unsuited()
             reason = f"HTTP {status} {http.client.responses.get(status, '')}".rstrip()
             if status in RETRY_STATUSES:
-                hint = retry_after_seconds(reply.headers.get("retry-after"))
-                raise TransientError(reason, retry_after=hint)
-            raise DownloadError(f"GET {redact_url(url)} failed: {reason}")
-        declared = reply.headers.get("content-length", "")
-        missing = int(declared) - reply.size if declared.isdigit() else 0
-        return RuntimeBody(b"".join(reply.chunks), max(0, missing))
+                hint = dict((k.lower(), v) for k, v in headers or ()).get("retry-after")
+                return number, TransientError(reason, retry_after=retry_after_seconds(hint))
+            return number, DownloadError(f"GET {redact_url(url)} failed: {reason}")
+        name = getattr(error, "name", "") or type(error).__name__
+        if name in _HOST_UNSUITED or name.startswith("AWS_IO_TLS"):
+            return number, HostUnsuited(name)
+        if name == "AWS_ERROR_DEST_COPY_TOO_SMALL":
+            return number, TooLong("the reply ran past the range asked for")
+        return number, TransientError(f"the request failed ({name})")
+
+    def abandon(self) -> None:
+        """Cancel what is in flight and wait until the runtime has let go of its files."""
+        for request in list(self._live.values()):
+            request.cancel()
+        while self._live:
+            number, *_ = self._finished.get()
+            self._live.pop(number, None)
+            self._urls.pop(number, None)
+        self._order.clear()
+        self._late.clear()
+
+    def close(self) -> None:
+        """:meth:`abandon`, then let go of the clients and their connections."""
+        self.abandon()
+        self._clients.clear()

@@ -53,12 +53,13 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 64
-"""Downloads at once (and connections per host) in a ``get`` of a directory result.
+"""Downloads at once over urllib3 (threads, and connections per host) in a ``get``.
 
-Each download waits for its reply on its own thread, so this bounds the requests in
-flight: against the null sink at 20 ms per request, 2,000 small files took 6.8 s with 8,
-3.6 s with 32 and 2.9 s with 64; with no latency, 20,000 files took as long with 8, 32
-or 64 (within the machine's noise), peak RSS 5 MiB more at 64 (docs/performance.md).
+Each such download waits for its reply on its own thread: against the null sink at 20 ms
+per request, 2,000 small files took 6.8 s with 8, 3.6 s with 32 and 2.9 s with 64. Small
+files through the runtime cost no thread; it keeps
+:data:`~publisher_core._fetch.RUNTIME_PER_WORKER` times as many in flight
+(docs/performance.md).
 """
 
 
@@ -90,8 +91,9 @@ def download(
     ``max_bytes`` limits what the result may take, in all: the bytes of every item as they
     arrive (an archive's until it is extracted), and the content extracted from archives,
     declared and actually decompressed; by default it is the free space of the file
-    system that holds the target. ``workers`` downloads run at once, over as many
-    connections per host, which later downloads reuse.
+    system that holds the target. ``workers`` downloads run at once over urllib3, over as
+    many connections per host, which later downloads reuse; small files through the AWS
+    Common Runtime, four times as many.
 
     Raises :class:`TargetExistsError` for a non-empty target, :class:`IntegrityError` for
     bytes that do not match the record (after the last attempt), :class:`UnsafePathError`

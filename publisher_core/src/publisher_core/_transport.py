@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import unquote, urljoin, urlsplit
 
-from ._crt import RUNTIME_MAX_SIZE, RuntimeGets, Unreachable, Unsuited
+from ._crt import RUNTIME_MAX_SIZE, RuntimeFiles
 from ._errors import DownloadError
 from ._models import redact_url
 from ._retry import RETRY_STATUSES, TransientError, retry_after_seconds
@@ -58,7 +58,8 @@ MAX_REDIRECTS: Final = 10
 """Redirects followed per request, as :mod:`urllib.request` follows them."""
 REQUEST_PATH_VARIABLE: Final = "PUBLISHER_GET_REQUEST_PATH"
 """``urllib3`` sends every request of ``get`` through urllib3; ``crt`` (the default) lets
-small downloads go through the AWS Common Runtime where it is installed."""
+small downloads go through the AWS Common Runtime where it is installed
+(:mod:`publisher_core._crt`)."""
 
 _log = logging.getLogger(__name__)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -266,10 +267,10 @@ class Transport:
         self.connections = max(1, connections)
         if runtime is None:
             runtime = os.environ.get(REQUEST_PATH_VARIABLE, "crt").strip().lower() != "urllib3"
-        self._runtime: RuntimeGets | None = None
+        self._runtime: RuntimeFiles | None = None
         self._runtime_wanted = runtime
         self._answered: set[tuple[str, str]] = set()  # (scheme, netloc) urllib3 was answered by
-        self._unreachable: set[tuple[str, str]] = set()  # hosts the runtime could not connect to
+        self._avoided: set[tuple[str, str]] = set()  # hosts the runtime cannot serve
         self._lock = threading.Lock()
         self._managers: dict[str | None, PoolManager] = {}
         self._proxies: dict[str, str] | None = None
@@ -301,19 +302,13 @@ class Transport:
             runtime.close()
 
     @contextmanager
-    def open(
-        self, url: str, timeout: float | None = None, *, small: int | None = None
-    ) -> Iterator[Body]:
+    def open(self, url: str, timeout: float | None = None) -> Iterator[Body]:
         """The body of ``url`` (``file``, ``http`` or ``https``), while the block runs.
 
         Raises :class:`TransientError` for what another attempt may fix (see the module)
         and :class:`~publisher_core.DownloadError` for the rest: a missing file, an HTTP
         403 or 404, a certificate that does not verify, ... A body read to its end leaves
         its connection open for the next request; one left early closes it.
-
-        ``small``, the body's expected size when it is at most
-        :data:`~publisher_core._crt.RUNTIME_MAX_SIZE`, lets the request go through the AWS
-        Common Runtime (:mod:`publisher_core._crt`), which keeps at most one byte more.
         """
         parts = urlsplit(url)
         if parts.scheme == "file":
@@ -325,18 +320,6 @@ class Transport:
                 yield _FileBody(handle, url)
             return
         seconds = self.timeout if timeout is None else timeout
-        runtime = self._runtime_for(parts) if small is not None else None
-        if runtime is not None and small is not None:
-            try:
-                whole = runtime.get(url, parts, seconds, small + 1)
-            except Unreachable:
-                with self._lock:
-                    self._unreachable.add((parts.scheme, parts.netloc))
-            except Unsuited:
-                pass  # a redirect or an unframed body: urllib3 makes this attempt
-            else:
-                yield whole
-                return
         response = self._get(url, seconds)
         if parts.scheme == "https":  # its certificate verified: the runtime may go there
             with self._lock:
@@ -349,8 +332,13 @@ class Transport:
                 response.close()
             response.release_conn()
 
-    def _runtime_for(self, parts: SplitResult) -> RuntimeGets | None:
-        """The runtime, where it may carry a request for ``parts`` (made once)."""
+    def runtime_for(self, parts: SplitResult) -> RuntimeFiles | None:
+        """The runtime, where it may carry a small download of ``parts`` (made once).
+
+        None for a host the runtime cannot serve (:meth:`avoid`), one a proxy
+        applies to, an https host urllib3 has not yet been answered by, or when the
+        runtime is turned off or not installed. One thread drives what it returns.
+        """
         if not self._runtime_wanted or parts.scheme not in ("http", "https"):
             return None
         if self._proxy_for(parts) is not None:
@@ -359,18 +347,31 @@ class Transport:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the transport is closed")
-            if host in self._unreachable:
+            if host in self._avoided:
                 return None
             if parts.scheme == "https" and host not in self._answered:
                 return None  # the standard library verifies the host's certificate first
             if self._runtime is None:
                 try:
-                    self._runtime = RuntimeGets(connect_timeout=self.timeout)
+                    self._runtime = RuntimeFiles(timeout=self.timeout)
                 except ImportError:
                     _log.debug("awscrt is not installed: every GET goes through urllib3")
                     self._runtime_wanted = False
                     return None
             return self._runtime
+
+    def awaits_tls(self, parts: SplitResult) -> bool:
+        """Whether the runtime would carry ``parts`` once urllib3 has verified its host."""
+        with self._lock:
+            waiting = parts.scheme == "https" and (parts.scheme, parts.netloc) not in (
+                self._answered | self._avoided
+            )
+        return waiting and self._runtime_wanted and self._proxy_for(parts) is None
+
+    def avoid(self, parts: SplitResult) -> None:
+        """The runtime cannot serve this host: its later requests go to urllib3."""
+        with self._lock:
+            self._avoided.add((parts.scheme, parts.netloc))
 
     def _get(self, url: str, timeout: float) -> BaseHTTPResponse:
         """The 2xx response to ``GET url``, redirects followed; raises for anything else."""

@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import unescape
 
 from publisher_core import RetryPolicy, retry_after_seconds
+from publisher_core._crt import THROUGHPUT_TARGET_GBPS, event_loop_threads
 
 from ._transfer import Destination, version_of
 
@@ -53,8 +54,6 @@ REQUESTS_PER_WORKER = 32
 """Small PutObjects in flight per ``concurrency`` worker (16 workers: 512 at once)."""
 MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 """Bytes of bodies in flight at once (read into memory first; a larger body goes alone)."""
-THROUGHPUT_TARGET_GBPS = 100.0
-"""The runtime's throughput target, from which it sizes its connections (see below)."""
 _ERROR_CODE = re.compile(rb"<Code>([^<]{1,200})</Code>")
 _ERROR_MESSAGE = re.compile(rb"<Message>([^<]{0,500})</Message>")
 
@@ -69,17 +68,6 @@ def _proxied(url: str) -> bool:
     if parts.scheme not in proxies:
         return False
     return not urllib.request.proxy_bypass(parts.hostname or "")
-
-
-def event_loop_threads() -> int:
-    """Threads for the runtime's event loops: one per two CPUs, at least one.
-
-    Every request calls back into Python (headers, progress, completion) on an event-loop
-    thread, which waits for the interpreter lock while the reading thread holds it. On two
-    CPUs one loop thread published 20,000 small files 6-8% faster than the runtime's
-    default of one per CPU, and four or eight were 20% slower (docs/performance.md).
-    """
-    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def _header_value(value: object) -> str:
